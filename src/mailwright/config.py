@@ -1,0 +1,293 @@
+"""One typed configuration: defaults, then a TOML file, then environment variables.
+
+Invariants:
+- Every key a user can write is declared here; an unknown key is a `ConfigError`, never ignored,
+  so a typo cannot silently leave a listener on or a limit off.
+- `load()` either returns a complete, validated `Config` or raises `ConfigError` with a one-line
+  reason that `mailwright serve` prints before exiting non-zero.
+
+Environment variables (each overrides the file):
+  MAILWRIGHT_DATA, MAILWRIGHT_HOSTNAME, MAILWRIGHT_CONFIG (the file itself),
+  MAILWRIGHT_LISTEN_<NAME> for NAME in SMTP, SUBMISSION, SUBMISSIONS, POP3, POP3S, IMAP, IMAPS
+  ("host:port"; an empty value turns the listener off; port 0 picks a free port),
+  MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [auth], [tls], [store] tables,
+  e.g. MAILWRIGHT_SMTP_MAX_MESSAGE_SIZE=10485760 or MAILWRIGHT_AUTH_ALLOW_PLAINTEXT=true.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+LISTENER_NAMES: Final = (
+    "smtp",
+    "submission",
+    "submissions",
+    "pop3",
+    "pop3s",
+    "imap",
+    "imaps",
+)
+# Listeners whose protocol is not served yet: configuring them logs a warning (issue: IMAP).
+RESERVED_LISTENERS: Final = frozenset({"imap", "imaps"})
+
+# Unprivileged ports for the embedded default (DESIGN.md); production configs name 25/587/465/...
+DEFAULT_LISTENERS: Final[Mapping[str, str | None]] = {
+    "smtp": "127.0.0.1:2525",
+    "submission": "127.0.0.1:2587",
+    "submissions": "127.0.0.1:2465",
+    "pop3": "127.0.0.1:2110",
+    "pop3s": "127.0.0.1:2995",
+    "imap": None,
+    "imaps": None,
+}
+
+
+class ConfigError(Exception):
+    """A configuration the server must refuse to start with; str() is the one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    # RFC 1870 SIZE. 50 MiB: above Gmail's 25 MB / Postfix's 10 MB defaults, so we are never the
+    # narrowest hop, yet bounded for a small server's disk.
+    max_message_size: int = 50 * 1024 * 1024
+    # RFC 5321 4.5.3.1.8 requires accepting at least 100; Postfix's default is 1000.
+    max_recipients: int = 1000
+    # RFC 5321 4.5.3.1.4: 512 octets for a command line; ESMTP parameters (RFC 1870, 3461, 4954)
+    # make MAIL/RCPT/AUTH longer, and the issue sets 1000 as the wire limit (then 500 5.5.2).
+    max_command_line: int = 1000
+    # RFC 5321 4.5.3.1.6 says 1000 octets for a text line; real mail breaks this, so be lenient
+    # up to 4096 (configurable) and answer 500 5.5.2 beyond it.
+    max_data_line: int = 4096
+    # Errors (syntax or sequence) after which the session gets 421 and is closed, as Postfix's
+    # smtpd_hard_error_limit (default 20).
+    max_errors: int = 20
+    # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
+    command_timeout: float = 300.0
+    # RFC 5321 4.5.3.2.5: 3 minutes per data block; we apply it per read during DATA/BDAT.
+    data_timeout: float = 180.0
+    # Concurrency limits against one abusive peer, and against all peers together.
+    max_connections_per_ip: int = 20
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Pop3Config:
+    # RFC 1939 3: the autologout timer MUST be at least 10 minutes.
+    idle_timeout: float = 600.0
+    # Longest command line we accept (RFC 2449 4: 255 octets, plus room for SASL initial responses).
+    max_command_line: int = 8192
+    max_errors: int = 20
+    max_connections_per_ip: int = 20
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    # RFC 8314 / 4954 14: no plaintext passwords on an unencrypted channel unless explicitly allowed.
+    allow_plaintext: bool = False
+    # Loopback connections never cross a network, so plaintext there is allowed by default
+    # (this is what makes the classic smtplib/poplib tutorial work on localhost).
+    allow_plaintext_loopback: bool = True
+    # Failed-login throttling per client IP: delay = min(max_delay, base_delay * 2**(failures-1)).
+    failure_base_delay: float = 0.5
+    failure_max_delay: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    # Empty means: use (and on first run create) a self-signed pair under <data>/tls/.
+    cert: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    # False skips fsync (tests and throwaway servers only): a crash may then lose mail.
+    durable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    hostname: str
+    listeners: Mapping[str, Listen]  # only the enabled ones, by name
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    pop3: Pop3Config = field(default_factory=Pop3Config)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def cert_path(self) -> Path:
+        return Path(self.tls.cert) if self.tls.cert else self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def key_path(self) -> Path:
+        return Path(self.tls.key) if self.tls.key else self.data_dir / "tls" / "key.pem"
+
+
+_SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "smtp": SmtpConfig,
+    "pop3": Pop3Config,
+    "auth": AuthConfig,
+    "tls": TlsConfig,
+    "store": StoreConfig,
+}
+_TOP_KEYS: Final = frozenset({"data", "hostname", "listen", *_SECTIONS})
+
+
+def parse_listen(value: str, name: str) -> Listen | None:
+    """'host:port' or '[v6]:port' -> Listen; '' -> None (listener off)."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith("["):
+        host, sep, port_text = value[1:].partition("]:")
+    else:
+        host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"listen.{name}: expected host:port, got {value!r}")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"listen.{name}: port must be a number, got {port_text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"listen.{name}: port {port} out of range")
+    return Listen(host, port)
+
+
+def _coerce(section: str, key: str, value: Any, target: type[Any] | str) -> Any:
+    kind = target if isinstance(target, str) else target.__name__
+    where = f"{section}.{key}"
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(value, str) and value.lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind == "int":
+        try:
+            result = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if isinstance(value, bool) or result < 0:
+            raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
+        return result
+    if kind == "float":
+        try:
+            result_f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or result_f < 0:
+            raise ConfigError(f"{where}: expected a non-negative number, got {value!r}")
+        return result_f
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build_section(name: str, values: Mapping[str, Any]) -> Any:
+    cls = _SECTIONS[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown configuration key {name}.{key}")
+        kwargs[key] = _coerce(name, key, value, fields[key].type)
+    return cls(**kwargs)
+
+
+def load(
+    config_file: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults < TOML file < environment < explicit arguments (the CLI's --data)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    config_file = config_file or env.get("MAILWRIGHT_CONFIG") or None
+    if config_file:
+        try:
+            raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"unknown configuration key {key}")
+
+    sections: dict[str, dict[str, Any]] = {}
+    for name in _SECTIONS:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = dict(table)
+
+    listen_raw = raw.get("listen", {})
+    if not isinstance(listen_raw, dict):
+        raise ConfigError("[listen] must be a table")
+    listen_values: dict[str, str | None] = dict(DEFAULT_LISTENERS)
+    for name, value in listen_raw.items():
+        if name not in LISTENER_NAMES:
+            raise ConfigError(f"unknown configuration key listen.{name}")
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"listen.{name}: expected \"host:port\" or \"\"")
+        listen_values[name] = value
+
+    # Environment overrides.
+    for name in LISTENER_NAMES:
+        env_value = env.get(f"MAILWRIGHT_LISTEN_{name.upper()}")
+        if env_value is not None:
+            listen_values[name] = env_value
+    for name, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            env_value = env.get(f"MAILWRIGHT_{name.upper()}_{f.name.upper()}")
+            if env_value is not None:
+                sections[name][f.name] = env_value
+
+    data = data_dir or env.get("MAILWRIGHT_DATA") or raw.get("data") or "./data"
+    hostname = env.get("MAILWRIGHT_HOSTNAME") or raw.get("hostname") or socket.getfqdn()
+    if not isinstance(hostname, str) or not hostname or any(c.isspace() for c in hostname):
+        raise ConfigError(f"hostname: invalid value {hostname!r}")
+
+    warnings: list[str] = []
+    listeners: dict[str, Listen] = {}
+    for name in LISTENER_NAMES:
+        value = listen_values[name]
+        listen = parse_listen(value, name) if value else None
+        if listen is None:
+            continue
+        if name in RESERVED_LISTENERS:
+            warnings.append(f"listener {name} is configured but IMAP is not served yet; ignored")
+            continue
+        listeners[name] = listen
+
+    built = {name: _build_section(name, values) for name, values in sections.items()}
+    return Config(
+        data_dir=Path(data).expanduser().absolute(),
+        hostname=hostname.lower(),
+        listeners=listeners,
+        warnings=tuple(warnings),
+        **built,
+    )

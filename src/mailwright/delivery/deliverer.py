@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from mailwright.store.api import (
     Account,
@@ -16,11 +18,24 @@ from mailwright.store.api import (
     normalize_address,
 )
 
+log = logging.getLogger(__name__)
+
+# Alias chains deeper than this are almost surely loops or mistakes; Postfix stops at 1000
+# expansions, Sendmail at a depth of 10 (MaxAliasRecursion). We take Sendmail's depth.
+MAX_ALIAS_DEPTH: Final = 10
+# One RCPT may fan out to at most this many final targets (a list alias), so that one message
+# cannot be multiplied without bound.
+MAX_ALIAS_TARGETS: Final = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class LocalRecipient:
+    """A recipient on a local domain: delivered to these accounts, and forwarded to `forwards`
+    (remote targets of an alias), which go to the outbound queue."""
+
     address: str  # canonical form
-    account_ids: tuple[int, ...]  # after alias expansion; at least one
+    account_ids: tuple[int, ...]
+    forwards: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +52,82 @@ class Refusal(enum.Enum):
 Resolution = LocalRecipient | RemoteRecipient | Refusal
 
 
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2]
+
+
 class Deliverer:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def resolve(self, address: str, *, may_relay: bool) -> Resolution:
-        raise NotImplementedError  # implemented by the lead while helpers work
+        """What to do with one RCPT TO address.
+
+        Only the domain decides locality: tricks such as `user%remote@local`, `remote!user@local`
+        or `"user@remote"@local` name a local domain and so are looked up (and not found) as
+        local users; `user@local@remote` names `remote`; an IP literal is not a local domain. So
+        none of them can make an unauthenticated session relay.
+        """
+        try:
+            canonical = normalize_address(address)
+        except InvalidAddress:
+            return Refusal.BAD_ADDRESS
+        if canonical.startswith("@"):
+            return Refusal.BAD_ADDRESS
+        if not self.store.is_local_domain(domain_of(canonical)):
+            return RemoteRecipient(address) if may_relay else Refusal.RELAY_DENIED
+        accounts, forwards = self._expand(canonical)
+        if not accounts and not forwards:
+            return Refusal.NO_SUCH_USER
+        return LocalRecipient(canonical, tuple(accounts), tuple(forwards))
+
+    def _expand(self, canonical: str) -> tuple[list[int], list[str]]:
+        """Breadth-first alias expansion, bounded and loop-safe; accounts win over aliases."""
+        accounts: list[int] = []
+        forwards: list[str] = []
+        seen: set[str] = set()
+        level = [canonical]
+        for _depth in range(MAX_ALIAS_DEPTH + 1):
+            next_level: list[str] = []
+            for address in level:
+                if address in seen:
+                    continue
+                seen.add(address)
+                if not self.store.is_local_domain(domain_of(address)):
+                    forwards.append(address)
+                    continue
+                account = self.store.get_account(address)
+                if account is not None:
+                    if account.id not in accounts:
+                        accounts.append(account.id)
+                    continue
+                next_level.extend(self.store.alias_targets(address))
+                if len(seen) + len(next_level) > MAX_ALIAS_TARGETS:
+                    log.warning("alias expansion of %s exceeds %d targets", canonical,
+                                MAX_ALIAS_TARGETS)
+                    return accounts, forwards
+            if not next_level:
+                break
+            level = next_level
+        else:
+            log.warning("alias expansion of %s deeper than %d levels", canonical, MAX_ALIAS_DEPTH)
+        return accounts, forwards
 
     def sender_allowed(self, account: Account, mail_from: str) -> bool:
-        raise NotImplementedError
+        """May this authenticated account use `mail_from` as the envelope sender?
+
+        Its own address and the aliases that point to it, or any address of a domain whose
+        catch-all points to it. The null reverse-path is allowed: RFC 3834 3.3 asks automatic
+        responders (vacation replies, read receipts) to use it, and it impersonates nobody.
+        """
+        if mail_from == "":
+            return True
+        try:
+            canonical = normalize_address(mail_from)
+        except InvalidAddress:
+            return False
+        owned = self.store.addresses_of(account.id)
+        return canonical in owned or "@" + domain_of(canonical) in owned
 
     def stage(self) -> StagedMessage:
         return self.store.stage()
@@ -56,4 +138,21 @@ class Deliverer:
         envelope: Envelope,
         recipients: Sequence[tuple[EnvelopeRecipient, LocalRecipient | RemoteRecipient]],
     ) -> None:
-        raise NotImplementedError
+        """Store once for every local account and queue every remote target; durable on return.
+
+        A local account named by several recipients (directly and through an alias) gets one
+        copy, as Postfix and Dovecot do with duplicate elimination.
+        """
+        local: dict[int, None] = {}
+        remote: dict[str, EnvelopeRecipient] = {}
+        for rcpt, resolution in recipients:
+            if isinstance(resolution, LocalRecipient):
+                local.update(dict.fromkeys(resolution.account_ids))
+                for target in resolution.forwards:
+                    # RFC 3461 4.2: ORCPT carries the address the sender used.
+                    params = dict(rcpt.params)
+                    params.setdefault("ORCPT", f"rfc822;{rcpt.address}")
+                    remote.setdefault(target.lower(), EnvelopeRecipient(target, params))
+            else:
+                remote.setdefault(resolution.address.lower(), rcpt)
+        await self.store.deliver(message, envelope, list(local), list(remote.values()))

@@ -82,6 +82,10 @@ class Connection:
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float = 60.0) -> None:
         """Upgrade in place after the STARTTLS/STLS reply has been sent and drained."""
+        # Drain the reply first: StreamWriter.start_tls drains too, and a drain that yields
+        # would let more plaintext arrive after we cleared the buffer. With nothing left to
+        # write, its drain returns without yielding and loop.start_tls pauses reading at once.
+        await self.drain()
         # Discard plaintext that arrived before the handshake (see module docstring).
         buffered = getattr(self.reader, "_buffer", None)
         if isinstance(buffered, bytearray):

@@ -1,0 +1,46 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailwright.store.api import InvalidAddress, normalize_address, normalize_domain
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("Alice@Example.TEST", "alice@example.test"),
+        ("<bob@example.test>", "bob@example.test"),
+        ("bob@example.test.", "bob@example.test"),
+        ("j\u00fcrgen@b\u00fccher.test", "j\u00fcrgen@xn--bcher-kva.test"),
+        ("@example.test", "@example.test"),
+    ],
+)
+def test_canonical_form(raw: str, canonical: str) -> None:
+    assert normalize_address(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "alice", "alice@", "a b@example.test", "a@exa mple.test", "a@[127.0.0.1]",
+            "a@-..test", "a@" + "x" * 64 + ".test"]
+)
+def test_invalid_addresses(raw: str) -> None:
+    with pytest.raises(InvalidAddress):
+        normalize_address(raw)
+
+
+@given(st.text(max_size=300))
+def test_normalize_raises_only_invalid_address(text: str) -> None:
+    try:
+        result = normalize_address(text)
+    except InvalidAddress:
+        return
+    assert "@" in result
+    assert normalize_address(result) == result
+
+
+@given(st.text(max_size=300))
+def test_normalize_domain_raises_only_invalid_address(text: str) -> None:
+    try:
+        normalize_domain(text)
+    except InvalidAddress:
+        pass

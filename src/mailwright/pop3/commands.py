@@ -122,4 +122,6 @@ class SaslResponse:
         return "SaslResponse(<hidden>)"
 
 
-Command = User | Pass | Auth | Capa | Stls | Stat | List | Retr | Dele | Noop | Rset | Quit | Top | Uidl
+Command = (
+    User | Pass | Auth | Capa | Stls | Stat | List | Retr | Dele | Noop | Rset | Quit | Top | Uidl
+)

@@ -74,7 +74,6 @@ def multiline(first: bytes, lines: Iterable[str]) -> bytes:
 
 # Replies used in more than one place, so that each wording lives here only.
 NO_SUCH_MESSAGE: Final = err("no such message")
-MESSAGE_DELETED: Final = err("message is deleted")
 INVALID_CREDENTIALS: Final = err("Invalid credentials", RespCode.AUTH)
 TLS_REQUIRED: Final = err(
     "Plaintext authentication disallowed on an unencrypted connection: use STLS",
@@ -85,4 +84,24 @@ STORAGE_TEMP: Final = err("Mail storage unavailable, try again later", RespCode.
 LINE_TOO_LONG: Final = err("Line too long")
 TOO_MANY_ERRORS: Final = err("Too many errors, closing connection")
 IDLE_TIMEOUT: Final = err("Autologout: idle for too long")
+SHUTTING_DOWN: Final = err("Server shutting down, try again later", RespCode.SYS_TEMP)
 INTERNAL_ERROR: Final = err("Internal server error, closing connection", RespCode.SYS_TEMP)
+
+
+def capabilities(*, authenticated: bool, tls_active: bool, plaintext_allowed: bool) -> list[str]:
+    """CAPA's lines (RFC 2449 5-6).
+
+    Before login we advertise how to log in: USER and SASL only where a password may be sent
+    (RFC 2595 4 / RFC 8314 and the Authenticator's rule), STLS only on a plaintext connection
+    (RFC 2595 4: not once TLS is active). After login, only what the TRANSACTION state offers.
+    EXPIRE NEVER (RFC 2449 6.7): the server never deletes mail on its own; only a client's DELE
+    removes (or, under the "keep" policy, hides) a message.
+    """
+    caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"]
+    if not authenticated:
+        if plaintext_allowed:
+            caps += ["USER", "SASL PLAIN LOGIN"]
+        if not tls_active:
+            caps.append("STLS")
+    caps.append("IMPLEMENTATION mailwright")
+    return caps

@@ -57,8 +57,9 @@ def domain_of(address: str) -> str:
 
 
 class Deliverer:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, hostname: str = "") -> None:
         self.store = store
+        self.hostname = hostname.lower().rstrip(".")
 
     def resolve(self, address: str, *, may_relay: bool) -> Resolution:
         """What to do with one RCPT TO address.
@@ -74,12 +75,30 @@ class Deliverer:
             return Refusal.BAD_ADDRESS
         if canonical.startswith("@"):
             return Refusal.BAD_ADDRESS
-        if not self.store.is_local_domain(domain_of(canonical)):
+        domain = domain_of(canonical)
+        is_postmaster = canonical.partition("@")[0] == "postmaster"
+        if not self.store.is_local_domain(domain):
+            if is_postmaster and domain == self.hostname:
+                return self._postmaster(canonical, domain)
             return RemoteRecipient(address) if may_relay else Refusal.RELAY_DENIED
         accounts, forwards = self._expand(canonical)
         if not accounts and not forwards:
-            return Refusal.NO_SUCH_USER
+            return self._postmaster(canonical, domain) if is_postmaster else Refusal.NO_SUCH_USER
         return LocalRecipient(canonical, tuple(accounts), tuple(forwards))
+
+    def _postmaster(self, canonical: str, domain: str) -> Resolution:
+        """RFC 5321 4.5.1: every host that delivers mail MUST accept "postmaster" (for each of
+        its domains, and as bare <Postmaster>, which the SMTP session turns into
+        postmaster@<hostname>). Without an account or alias of that name, the mail goes to the
+        domain's first account, else to the server's first account (its administrator in
+        practice); `mailwright alias add postmaster@DOMAIN ...` routes it elsewhere."""
+        candidates = [summary.address for summary in self.store.list_accounts()]
+        same_domain = [a for a in candidates if domain_of(a) == domain]
+        accounts = [self.store.get_account(a) for a in (same_domain or candidates)]
+        ids = sorted(account.id for account in accounts if account is not None)
+        if not ids:
+            return Refusal.NO_SUCH_USER
+        return LocalRecipient(canonical, (ids[0],))
 
     def _expand(self, canonical: str) -> tuple[list[int], list[str]]:
         """Breadth-first alias expansion, bounded and loop-safe; accounts win over aliases."""

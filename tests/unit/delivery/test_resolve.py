@@ -102,3 +102,29 @@ def test_sender_may_use_own_address_aliases_and_null(store: Store, alice: Accoun
     assert not deliverer.sender_allowed(alice, "bob@example.test")
     assert not deliverer.sender_allowed(alice, "ceo@remote.test")
     assert not deliverer.sender_allowed(alice, "garbage")
+
+
+def test_postmaster_of_a_local_domain_always_exists(store: Store, alice: Account) -> None:
+    store.add_account("zed@other.test", "$argon2id$fake")
+    result = Deliverer(store).resolve("PostMaster@example.test", may_relay=False)
+    assert result == LocalRecipient("postmaster@example.test", (alice.id,))
+
+
+def test_bare_postmaster_at_the_hostname_reaches_the_first_account(
+    store: Store, alice: Account
+) -> None:
+    result = Deliverer(store, "mx.example.net").resolve("postmaster@mx.example.net",
+                                                         may_relay=False)
+    assert result == LocalRecipient("postmaster@mx.example.net", (alice.id,))
+
+
+def test_postmaster_alias_wins_over_the_fallback(store: Store, alice: Account) -> None:
+    bob = store.add_account("bob@example.test", "$argon2id$fake")
+    store.add_alias("postmaster@example.test", "bob@example.test")
+    result = Deliverer(store).resolve("postmaster@example.test", may_relay=False)
+    assert result == LocalRecipient("postmaster@example.test", (bob.id,))
+
+
+def test_postmaster_of_a_remote_domain_is_still_relay_denied(store: Store, alice: Account) -> None:
+    assert (Deliverer(store, "mx.example.net").resolve("postmaster@remote.test", may_relay=False)
+            is Refusal.RELAY_DENIED)

@@ -62,7 +62,7 @@ def write_self_signed(cert_path: Path, key_path: Path, hostname: str) -> None:
         x509.IPAddress(ipaddress.ip_address("::1")),
     ]
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -116,7 +116,9 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     except FileNotFoundError as exc:
         raise ConfigError(f"TLS: cannot read {exc.filename or cert_path}: file not found") from None
     except PermissionError as exc:
-        raise ConfigError(f"TLS: cannot read {exc.filename or cert_path}: permission denied") from None
+        raise ConfigError(
+            f"TLS: cannot read {exc.filename or cert_path}: permission denied"
+        ) from None
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
         raise ConfigError(

@@ -1,0 +1,93 @@
+"""The server under test, as its own process: set up accounts, start, find ports, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailwright.auth.passwords import hash_password
+from mailwright.store import open_store
+
+DOMAIN = "bench.test"
+PASSWORD = "bench-password"
+# All senders come from 127.0.0.1, like one big relay: lift the per-address limit above the
+# largest concurrency level so the bench measures delivery, not the limiter.
+MAX_CONNECTIONS_PER_IP = 200
+
+
+def create_accounts(data_dir: Path, addresses: list[str]) -> None:
+    """Domain and accounts straight in the store, before the server starts (one hash shared)."""
+    store = open_store(data_dir)
+    try:
+        store.add_domain(DOMAIN)
+        password_hash = hash_password(PASSWORD)
+        for address in addresses:
+            store.add_account(address, password_hash)
+    finally:
+        store.close()
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    ports: dict[str, int]
+    banner: str
+
+    @classmethod
+    def start(cls, data_dir: Path, profile: Path | None = None) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWRIGHT_")}
+        env.update(
+            MAILWRIGHT_LISTEN_SMTP="127.0.0.1:0",
+            MAILWRIGHT_LISTEN_POP3="127.0.0.1:0",
+            MAILWRIGHT_LISTEN_SUBMISSION="",
+            MAILWRIGHT_LISTEN_SUBMISSIONS="",
+            MAILWRIGHT_LISTEN_POP3S="",
+            MAILWRIGHT_HOSTNAME="mx.bench.test",
+            MAILWRIGHT_SMTP_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
+            MAILWRIGHT_POP3_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
+            MAILWRIGHT_STORE_DURABLE="true",  # the point: fsynced before every 250
+        )
+        # --profile: the server runs under cProfile, which writes its stats on the clean exit.
+        runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                *runner,
+                "-m",
+                "mailwright",
+                "serve",
+                "--data",
+                str(data_dir),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines: list[str] = []
+        # The banner ends with "ready" once every listener is bound: the readiness signal.
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("ready"):
+                break
+        else:
+            raise RuntimeError(f"mailwright serve exited with {proc.wait()}")
+        listeners = json.loads((data_dir / "listeners.json").read_text())
+        ports = {name: int(info["port"]) for name, info in listeners.items()}
+        return cls(proc, ports, "".join(lines))
+
+    def stop(self) -> int:
+        """SIGTERM and wait: a clean shutdown must exit 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=60)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code

@@ -1,0 +1,24 @@
+"""The `mailwright` command tree (typer): `serve` plus the domain/account/alias admin groups."""
+
+from __future__ import annotations
+
+import typer
+
+from mailwright.cli.admin import account_app, alias_app, domain_app
+from mailwright.cli.serve import serve
+
+app = typer.Typer(
+    name="mailwright",
+    help="mailwright: a durable SMTP + POP3 mail server in one process.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,  # tracebacks are for bugs; user errors print one line
+)
+app.command("serve")(serve)
+app.add_typer(domain_app, name="domain")
+app.add_typer(account_app, name="account")
+app.add_typer(alias_app, name="alias")
+
+
+def main() -> None:
+    app()

@@ -262,29 +262,32 @@ class ServerConnection:
             if self._skip_line:
                 self._skip_line = False
                 prev_cr = buf[nl - 1] == _CR if nl > pos else self._skip_last_cr
-                if not prev_cr:
-                    self._fail(responses.BARE_NEWLINE)
                 self._line_start = prev_cr
                 pos = nl + 1
                 continue
             line = bytes(buf[pos : nl + 1])
             pos = nl + 1
-            at_start = self._line_start
+            after_crlf = self._line_start
             crlf = line.endswith(b"\r\n")
             self._line_start = crlf
-            # Only CRLF "." CRLF ends the message (RFC 5321 4.1.1.4, 2.3.8). A line ending in
-            # a bare LF, or a bare CR inside a line, is refused as a whole: a relay that took
-            # it for a line end could see a different end of message than we do, which is SMTP
-            # smuggling (CVE-2023-51764). Such a "\n.\r\n" is not at a line start for us.
-            if not crlf or _CR in line[:-2]:
-                self._fail(responses.BARE_NEWLINE)
-            if at_start and line == b".\r\n":
+            # Only CRLF "." CRLF ends the message (RFC 5321 4.1.1.4, 2.3.8): "\n.\n",
+            # "\r\n.\n" or "\n.\r\n" are content, so no relay can see a different end of
+            # message than we do (SMTP smuggling, CVE-2023-51764). A bare LF still ends a
+            # *line* and is stored as CRLF, as Postfix 3.9's default smtpd_forbid_bare_newline
+            # = normalize does: Python's smtplib.sendmail(..., msg.as_bytes()) sends LF-only
+            # lines, and refusing them would break ordinary clients. A bare CR inside a line
+            # has no such excuse and refuses the message.
+            if not crlf:
+                line = line[:-1] + b"\r\n"
+            if _CR in line[:-2]:
+                self._fail(responses.BARE_CR)
+            if after_crlf and crlf and line == b".\r\n":
                 ended = True
                 break
             if len(line) > max_line:
                 self._fail(responses.DATA_LINE_TOO_LONG)
-            if at_start and line.startswith(b"."):
-                line = line[1:]  # RFC 5321 4.5.2 transparency
+            if line.startswith(b".") and line != b".\r\n":
+                line = line[1:]  # RFC 5321 4.5.2 transparency, at every line start
             self._size += len(line)
             if self._size > self.max_message_size:
                 self._fail(responses.TOO_BIG)  # RFC 1870 6.3: drain, then 552

@@ -56,8 +56,8 @@ UNKNOWN_COMMAND = Reply(500, "5.5.2", "Command not recognized")
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 DATA_LINE_TOO_LONG = Reply(500, "5.5.2", "Message has a line that is too long; not accepted")
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-BARE_NEWLINE = Reply(
-    554, "5.6.0", "Message contains a bare LF or CR; lines must end with CRLF (RFC 5321 2.3.8)"
+BARE_CR = Reply(
+    554, "5.6.0", "Message contains a bare CR; lines must end with CRLF (RFC 5321 2.3.8)"
 )
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 TIMEOUT = Reply(421, "4.4.2", "Idle timeout, closing connection")

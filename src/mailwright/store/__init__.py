@@ -1,0 +1,68 @@
+"""The store: the only place that knows how mail is kept (see `api` for the contract).
+
+Invariants of the package:
+- Protocol code imports `Store` and the types from here (or `store.api`), never a backend.
+- Nothing is acknowledged before it is durable: message files fsynced and renamed, their
+  directory fsynced, the rows referencing them committed with synchronous=FULL (sqlite.py).
+- All writes go through one group-commit writer per process (writer.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mailwright.store.api import (
+    POP3_POLICIES,
+    Account,
+    AccountSummary,
+    Alias,
+    AlreadyExists,
+    Envelope,
+    EnvelopeRecipient,
+    InUse,
+    InvalidAddress,
+    NotFound,
+    Pop3Policy,
+    StagedMessage,
+    StorageUnavailable,
+    Store,
+    StoredMessage,
+    StoreError,
+    normalize_address,
+    normalize_domain,
+)
+from mailwright.store.schema import SchemaTooNew
+from mailwright.store.sqlite import SqliteStore
+
+__all__ = [
+    "POP3_POLICIES",
+    "Account",
+    "AccountSummary",
+    "Alias",
+    "AlreadyExists",
+    "Envelope",
+    "EnvelopeRecipient",
+    "InUse",
+    "InvalidAddress",
+    "NotFound",
+    "Pop3Policy",
+    "SchemaTooNew",
+    "SqliteStore",
+    "StagedMessage",
+    "StorageUnavailable",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "normalize_address",
+    "normalize_domain",
+    "open_store",
+]
+
+
+def open_store(data_dir: Path, durable: bool = True) -> Store:
+    """Open (creating and migrating if needed) the SQLite store in `data_dir`.
+
+    Raises SchemaTooNew for a database written by a newer mailwright, StorageUnavailable when
+    the directory cannot be written.
+    """
+    return SqliteStore(Path(data_dir), durable=durable)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from mailwright.smtp.responses import Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -184,29 +186,45 @@ def test_empty_message(feed: Feeder) -> None:
 
 
 @pytest.mark.parametrize(
-    "smuggle",
+    ("smuggle", "outcome"),
     [
-        b"\n.\n",  # bare LF terminator (sendmail, CVE-2023-51764)
-        b"\r\n.\n",
-        b"\n.\r\n",  # a relay that turns LF into CRLF would end here
-        b"\r.\r",
-        b"\r\n.\r",
-        b"\r.\r\n",
+        (b"\n.\n", None),  # bare LF terminator (sendmail, CVE-2023-51764): content
+        (b"\r\n.\n", None),
+        (b"\n.\r\n", None),  # a relay that turns LF into CRLF would end here; we do not
+        (b"\r.\r", R.BARE_CR),
+        (b"\r\n.\r", R.BARE_CR),
+        (b"\r.\r\n", R.BARE_CR),
     ],
 )
-def test_smtp_smuggling_is_not_an_end_of_data(smuggle: bytes, feed: Feeder) -> None:
-    """Regression (CVE-2023-51764): only CRLF.CRLF ends DATA; the rest is one refused message."""
+def test_smtp_smuggling_is_not_an_end_of_data(
+    smuggle: bytes, outcome: Reply | None, feed: Feeder
+) -> None:
+    """Regression (CVE-2023-51764): only CRLF.CRLF ends DATA. Bare-LF variants stay content of
+    the one message (normalised to CRLF); bare-CR variants refuse it as a whole."""
     conn = greeted()
     wire = (
         b"DATA\r\nSubject: a" + smuggle
         + b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nspoof\r\n.\r\n"
     )
     events = merged(feed(conn, wire))
-    # Everything up to the real CRLF.CRLF is the first message, which is refused as a whole.
     assert events[0] == Data()
-    assert events[-1] == DataEnd(R.BARE_NEWLINE)
+    assert events[-1] == DataEnd(outcome)
     assert not any(isinstance(e, Mail) for e in events)
     assert conn.state is State.GREETED
+    if outcome is None:
+        content = b"".join(e.data for e in events if isinstance(e, DataChunk))
+        assert content.startswith(b"Subject: a\r\n")
+        assert b"\r\nMAIL FROM:<evil@x.example>\r\n" in content
+        assert b"\n" not in content.replace(b"\r\n", b"")
+
+
+def test_bare_lf_lines_are_stored_with_crlf_and_unstuffed(feed: Feeder) -> None:
+    """What smtplib.sendmail(..., msg.as_bytes()) sends: LF lines, dots doubled after LF."""
+    conn = greeted()
+    events = merged(feed(conn, b"DATA\r\nSubject: x\n\n..dot\nbody\n\r\n.\r\nNOOP\r\n"))
+    content = b"".join(e.data for e in events if isinstance(e, DataChunk))
+    assert content == b"Subject: x\r\n\r\n.dot\r\nbody\r\n\r\n"
+    assert events[-2:] == [DataEnd(None), Noop()]
 
 
 def test_data_line_too_long_is_drained_then_refused(feed: Feeder) -> None:

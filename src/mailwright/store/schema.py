@@ -1,0 +1,171 @@
+"""The SQLite schema and its versioned migrations.
+
+Invariants:
+- `schema_version` holds exactly one row: the number of migrations applied. Migrations are
+  append-only; a released migration is never edited, a change is a new migration.
+- `migrate()` runs under BEGIN IMMEDIATE, so a server and an admin CLI opening the same data
+  directory at the same moment cannot both apply a migration.
+- A database newer than this code is refused (`SchemaTooNew`): running old code on a new schema
+  could silently misread it.
+
+The first schema already carries what IMAP needs (RFC 3501 / 9051 UIDVALIDITY and UIDNEXT,
+RFC 7162 CONDSTORE/QRESYNC mod-sequences and the expunged-UID memory for VANISHED, RFC 6154
+special-use mailboxes, subscriptions), so the IMAP issue needs no schema change.
+
+- UIDs only grow: `mailboxes.uidnext` is only ever incremented and survives expunges.
+- `meta('last_uidvalidity')` makes every mailbox incarnation's UIDVALIDITY unique and
+  increasing (RFC 3501 2.3.1.1: a reused name with a reused UIDVALIDITY would let clients
+  confuse two mailboxes).
+- `blobs.refcount` counts the messages and queue rows that reference a blob; a blob whose count
+  reaches 0 loses its row and (after the commit) its file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Final
+
+from mailwright.store.api import StoreError
+
+Migration = Sequence[str]  # statements, run in order inside one transaction
+
+MIGRATIONS: Final[Sequence[Migration]] = (
+    # 1: the initial schema.
+    (
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE domains (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created INTEGER NOT NULL
+        )""",
+        # AUTOINCREMENT: ids of removed accounts and mailboxes are never handed out again, so a
+        # session still holding an old id cannot reach a new account's mail.
+        """CREATE TABLE accounts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            address TEXT NOT NULL UNIQUE,
+            domain_id INTEGER NOT NULL REFERENCES domains(id),
+            password_hash TEXT NOT NULL,
+            pop3_policy TEXT NOT NULL DEFAULT 'delete' CHECK (pop3_policy IN ('delete', 'keep')),
+            created INTEGER NOT NULL
+        )""",
+        "CREATE INDEX accounts_domain ON accounts(domain_id)",
+        # source is "user@domain" or "@domain" (catch-all); target any address.
+        """CREATE TABLE aliases (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            target TEXT NOT NULL,
+            domain_id INTEGER NOT NULL REFERENCES domains(id),
+            created INTEGER NOT NULL,
+            UNIQUE (source, target)
+        )""",
+        "CREATE INDEX aliases_target ON aliases(target)",
+        "CREATE INDEX aliases_domain ON aliases(domain_id)",
+        """CREATE TABLE mailboxes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL,
+            uidnext INTEGER NOT NULL DEFAULT 1,
+            highestmodseq INTEGER NOT NULL DEFAULT 1,
+            special_use TEXT,
+            subscribed INTEGER NOT NULL DEFAULT 1,
+            created INTEGER NOT NULL,
+            UNIQUE (account_id, name)
+        )""",
+        # meta: parsed metadata (ENVELOPE, BODYSTRUCTURE, header offsets) filled by IMAP later.
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            refcount INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            meta TEXT
+        ) WITHOUT ROWID""",
+        # flags: space-separated system flags and keywords (RFC 3501 2.3.2), e.g. "\\Seen $Junk".
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL,
+            blob TEXT NOT NULL REFERENCES blobs(sha256),
+            internal_date INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            flags TEXT NOT NULL DEFAULT '',
+            modseq INTEGER NOT NULL,
+            pop3_deleted INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (mailbox_id, uid)
+        )""",
+        "CREATE INDEX messages_blob ON messages(blob)",
+        "CREATE INDEX messages_modseq ON messages(mailbox_id, modseq)",
+        # RFC 7162 3.2.10 / 3.2.5: expunged UIDs with their mod-sequence, for VANISHED (EARLIER).
+        """CREATE TABLE expunged (
+            mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+            uid INTEGER NOT NULL,
+            modseq INTEGER NOT NULL,
+            PRIMARY KEY (mailbox_id, uid)
+        ) WITHOUT ROWID""",
+        # One row per (message, remote recipient). Params are JSON objects (RFC 3461 DSN etc.).
+        """CREATE TABLE queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            blob TEXT NOT NULL REFERENCES blobs(sha256),
+            mail_from TEXT NOT NULL,
+            mail_params TEXT NOT NULL,
+            rcpt TEXT NOT NULL,
+            rcpt_params TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            next_attempt INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            status TEXT NOT NULL DEFAULT 'queued'
+        )""",
+        "CREATE INDEX queue_due ON queue(status, next_attempt)",
+        "CREATE INDEX queue_blob ON queue(blob)",
+    ),
+)
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer mailwright; refuse rather than misread it."""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """0 for an empty database."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    version = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(version[0]) if version else 0
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database to len(migrations) in one transaction; returns the version.
+
+    `conn` must be in autocommit mode (isolation_level=None) so that we own the transaction.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        version = current_version(conn)
+        if version > len(migrations):
+            raise SchemaTooNew(
+                f"database schema version {version} is newer than this mailwright "
+                f"({len(migrations)}); upgrade mailwright"
+            )
+        for statements in migrations[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if version < len(migrations):
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (len(migrations),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(migrations)

@@ -1,0 +1,678 @@
+"""The default store backend: SQLite (WAL) for the index, content-addressed files for bodies.
+
+Layout of a data directory:
+    <data>/mailwright.db       SQLite, WAL mode; synchronous=FULL when durable, else OFF
+    <data>/blobs/ab/<sha256>   immutable message files (blobs.py)
+    <data>/tmp/                messages being received
+
+Invariants:
+- Every write goes through the one `Writer` (group commit, writer.py); reads use one connection
+  per thread (threading.local) and never block the writer (WAL).
+- A message becomes visible only in the commit that also makes it durable: its file fsynced
+  and linked to its content address with that directory fsynced (both in a worker pool,
+  concurrently, before the op is submitted; blobs.py), then the rows committed (writer.py).
+- The check that a blob file may be referenced (`BlobFiles.ensure`) and garbage collection of
+  blobs/ both run while holding SQLite's write lock (the GC re-checks under BEGIN IMMEDIATE
+  after its commit), so a delivery of the same bytes in this or another process (the admin
+  CLI) can never end up pointing at an unlinked or unfinished file.
+- A delivery that fails (or is cancelled before its batch starts) leaves nothing visible; its
+  temp file is removed once no worker touches it. A delivery cancelled after its batch started
+  still commits (like an SMTP 250 lost on the wire).
+- UIDs: `uidnext` only grows (RFC 3501 2.3.1.1), so a UID is never reused, even after expunge or
+  restart; every change bumps the mailbox's HIGHESTMODSEQ (RFC 7162) and expunged UIDs are kept
+  with their MODSEQ for QRESYNC.
+- UIDL (RFC 1939 7) is "<uidvalidity>.<uid>" of the INBOX: unique and stable forever.
+- Addresses are keys only in the canonical form of `api.normalize_address`. Lookups with a
+  malformed address answer "not found" (None / [] / False) rather than raising: they are fed
+  whatever a client typed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from mailwright.store.api import (
+    POP3_POLICIES,
+    Account,
+    AccountSummary,
+    Alias,
+    AlreadyExists,
+    Envelope,
+    EnvelopeRecipient,
+    InUse,
+    InvalidAddress,
+    NotFound,
+    Pop3Policy,
+    StagedMessage,
+    StorageUnavailable,
+    Store,
+    StoredMessage,
+    normalize_address,
+    normalize_domain,
+)
+from mailwright.store.blobs import BlobFiles, StagedBlob, fsync_dir
+from mailwright.store.schema import migrate
+from mailwright.store.writer import Transaction, Writer, raise_mapped
+
+T = TypeVar("T")
+
+DB_NAME: Final = "mailwright.db"
+# The admin CLI writes from another process while the server runs: wait this long for SQLite's
+# write lock before answering StorageUnavailable (a group commit holds it for milliseconds).
+BUSY_TIMEOUT_MS: Final = 5000
+# Threads fsyncing staged message files and their directories (two tasks per delivery) in
+# parallel: enough for 10 concurrent deliveries without queueing, and concurrent fsyncs share
+# journal commits; fsync releases the GIL.
+FSYNC_WORKERS: Final = 16
+# Created with every account (RFC 6154 special-use attributes), so IMAP clients find them.
+DEFAULT_MAILBOXES: Final = (
+    ("INBOX", None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+
+def connect(path: Path, durable: bool, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with our pragmas. Autocommit mode: transactions are explicit (writer.py)."""
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        raise_mapped(exc)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent; readers inherit it
+    except BaseException as exc:
+        conn.close()
+        raise_mapped(exc)
+    return conn
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2]
+
+
+class SqliteStore(Store):
+    def __init__(self, data_dir: Path, durable: bool = True) -> None:
+        data_dir = Path(data_dir)
+        self.data_dir = data_dir
+        self.durable = durable
+        self._db_path = data_dir / DB_NAME
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.files = BlobFiles(data_dir, durable)
+        except OSError as exc:
+            raise_mapped(exc)
+        conn = connect(self._db_path, durable)
+        try:
+            migrate(conn)
+            if durable:
+                fsync_dir(data_dir)  # the names of a new mailwright.db and its -wal file
+        except BaseException as exc:
+            conn.close()
+            raise_mapped(exc)
+        self._pool = ThreadPoolExecutor(FSYNC_WORKERS, thread_name_prefix="store-fsync")
+        self._dir_pool = ThreadPoolExecutor(FSYNC_WORKERS, thread_name_prefix="store-dirsync")
+        self.writer = Writer(conn, durable, pool=self._dir_pool)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    # ----- plumbing ------------------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise RuntimeError("store is closed")
+                conn = connect(self._db_path, self.durable, readonly=True)
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise_mapped(exc)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        # fetchall, not fetchone: a statement left mid-way keeps its read transaction open,
+        # which would stop checkpoints from recycling the WAL.
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _write(self, op: Callable[[Transaction], T]) -> T:
+        return self.writer.run(op)
+
+    async def _awrite(self, op: Callable[[Transaction], T]) -> T:
+        return await asyncio.wrap_future(self.writer.submit(op))
+
+    @staticmethod
+    def _domain_id(conn: sqlite3.Connection, domain: str) -> int:
+        row = conn.execute("SELECT id FROM domains WHERE name = ?", (domain,)).fetchone()
+        if row is None:
+            raise NotFound(f"{domain} is not a local domain")
+        return int(row[0])
+
+    @staticmethod
+    def _account_id(conn: sqlite3.Connection, address: str) -> int:
+        row = conn.execute("SELECT id FROM accounts WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            raise NotFound(f"no account {address}")
+        return int(row[0])
+
+    def _release_blobs(self, tx: Transaction, counts: Counter[str]) -> None:
+        """Drop `counts` references; blobs left with none lose their row now, their file after
+        the commit (re-checked under the write lock, see the module docstring)."""
+        conn = tx.conn
+        gone: list[str] = []
+        for sha, n in counts.items():
+            row = conn.execute(
+                "UPDATE blobs SET refcount = refcount - ? WHERE sha256 = ? RETURNING refcount",
+                (n, sha),
+            ).fetchone()
+            if row is not None and row[0] <= 0:
+                conn.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+                gone.append(sha)
+        if gone:
+            tx.after_commit(lambda: self._collect(conn, gone))
+
+    def _collect(self, conn: sqlite3.Connection, candidates: Iterable[str]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sha in candidates:
+                if conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha,)).fetchone() is None:
+                    self.files.unlink(sha)
+        finally:
+            conn.execute("COMMIT")
+
+    # ----- admin ---------------------------------------------------------------------------------
+    def add_domain(self, name: str) -> None:
+        domain = normalize_domain(name)
+
+        def op(tx: Transaction) -> None:
+            try:
+                tx.conn.execute(
+                    "INSERT INTO domains (name, created) VALUES (?, ?)", (domain, int(time.time()))
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"domain {domain} exists") from None
+
+        self._write(op)
+
+    def remove_domain(self, name: str) -> None:
+        domain = normalize_domain(name)
+
+        def op(tx: Transaction) -> None:
+            domain_id = self._domain_id(tx.conn, domain)
+            for table in ("accounts", "aliases"):
+                if tx.conn.execute(
+                    f"SELECT 1 FROM {table} WHERE domain_id = ? LIMIT 1", (domain_id,)
+                ).fetchone():
+                    raise InUse(f"domain {domain} still has {table}")
+            tx.conn.execute("DELETE FROM domains WHERE id = ?", (domain_id,))
+
+        self._write(op)
+
+    def list_domains(self) -> list[str]:
+        return [row[0] for row in self._all("SELECT name FROM domains ORDER BY name")]
+
+    def add_account(
+        self, address: str, password_hash: str, pop3_policy: Pop3Policy = "delete"
+    ) -> Account:
+        canonical = normalize_address(address)
+        if canonical.startswith("@"):
+            raise InvalidAddress(f"an account needs a local part: {address!r}")
+        _check_policy(pop3_policy)
+
+        def op(tx: Transaction) -> Account:
+            conn = tx.conn
+            domain_id = self._domain_id(conn, _domain_of(canonical))
+            if conn.execute(
+                "SELECT 1 FROM accounts WHERE address = ? UNION ALL "
+                "SELECT 1 FROM aliases WHERE source = ?",
+                (canonical, canonical),
+            ).fetchone():
+                raise AlreadyExists(f"{canonical} is already an account or an alias")
+            now = int(time.time())
+            account_id = conn.execute(
+                "INSERT INTO accounts (address, domain_id, password_hash, pop3_policy, created) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (canonical, domain_id, password_hash, pop3_policy, now),
+            ).fetchone()[0]
+            first = _allocate_uidvalidity(conn, len(DEFAULT_MAILBOXES))
+            conn.executemany(
+                "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (account_id, name, first + i, special, now)
+                    for i, (name, special) in enumerate(DEFAULT_MAILBOXES)
+                ],
+            )
+            return Account(int(account_id), canonical, pop3_policy)
+
+        return self._write(op)
+
+    def remove_account(self, address: str) -> None:
+        canonical = normalize_address(address)
+
+        def op(tx: Transaction) -> None:
+            conn = tx.conn
+            account_id = self._account_id(conn, canonical)
+            refs: Counter[str] = Counter(
+                {
+                    sha: n
+                    for sha, n in conn.execute(
+                        "SELECT m.blob, count(*) FROM messages m "
+                        "JOIN mailboxes b ON b.id = m.mailbox_id "
+                        "WHERE b.account_id = ? GROUP BY m.blob",
+                        (account_id,),
+                    )
+                }
+            )
+            # Cascades to messages and expunged. Aliases pointing at the account go too: left
+            # behind they would turn into a relay to a local address that no longer exists.
+            conn.execute("DELETE FROM mailboxes WHERE account_id = ?", (account_id,))
+            conn.execute("DELETE FROM aliases WHERE target = ?", (canonical,))
+            conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+            self._release_blobs(tx, refs)
+
+        self._write(op)
+
+    def set_password_hash(self, address: str, password_hash: str) -> None:
+        canonical = normalize_address(address)
+
+        def op(tx: Transaction) -> None:
+            cur = tx.conn.execute(
+                "UPDATE accounts SET password_hash = ? WHERE address = ?",
+                (password_hash, canonical),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no account {canonical}")
+
+        self._write(op)
+
+    def set_pop3_policy(self, address: str, policy: Pop3Policy) -> None:
+        canonical = normalize_address(address)
+        _check_policy(policy)
+
+        def op(tx: Transaction) -> None:
+            cur = tx.conn.execute(
+                "UPDATE accounts SET pop3_policy = ? WHERE address = ?", (policy, canonical)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no account {canonical}")
+
+        self._write(op)
+
+    def list_accounts(self) -> list[AccountSummary]:
+        rows = self._all(
+            "SELECT a.address, a.pop3_policy, count(m.id), coalesce(sum(m.size), 0), "
+            "  (SELECT group_concat(source, ' ') FROM "
+            "     (SELECT source FROM aliases WHERE target = a.address ORDER BY source)) "
+            "FROM accounts a "
+            "LEFT JOIN mailboxes b ON b.account_id = a.id "
+            "LEFT JOIN messages m ON m.mailbox_id = b.id "
+            "GROUP BY a.id ORDER BY a.address"
+        )
+        return [
+            AccountSummary(
+                address=address,
+                messages=int(count),
+                size=int(size),
+                pop3_policy=policy,
+                aliases=tuple(aliases.split(" ")) if aliases else (),
+            )
+            for address, policy, count, size, aliases in rows
+        ]
+
+    def add_alias(self, source: str, target: str) -> None:
+        canonical_source = normalize_address(source)
+        canonical_target = normalize_address(target)
+        if canonical_target.startswith("@"):
+            raise InvalidAddress(f"an alias target needs a local part: {target!r}")
+
+        def op(tx: Transaction) -> None:
+            conn = tx.conn
+            domain_id = self._domain_id(conn, _domain_of(canonical_source))
+            if conn.execute(
+                "SELECT 1 FROM accounts WHERE address = ?", (canonical_source,)
+            ).fetchone():
+                raise AlreadyExists(f"{canonical_source} is an account")
+            try:
+                conn.execute(
+                    "INSERT INTO aliases (source, target, domain_id, created) VALUES (?, ?, ?, ?)",
+                    (canonical_source, canonical_target, domain_id, int(time.time())),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"alias {canonical_source} -> {canonical_target} exists"
+                ) from None
+
+        self._write(op)
+
+    def remove_alias(self, source: str, target: str | None = None) -> None:
+        canonical_source = normalize_address(source)
+        canonical_target = None if target is None else normalize_address(target)
+
+        def op(tx: Transaction) -> None:
+            if canonical_target is None:
+                cur = tx.conn.execute("DELETE FROM aliases WHERE source = ?", (canonical_source,))
+            else:
+                cur = tx.conn.execute(
+                    "DELETE FROM aliases WHERE source = ? AND target = ?",
+                    (canonical_source, canonical_target),
+                )
+            if cur.rowcount == 0:
+                raise NotFound(f"no alias {canonical_source}")
+
+        self._write(op)
+
+    def list_aliases(self) -> list[Alias]:
+        rows = self._all("SELECT source, target FROM aliases ORDER BY source, target")
+        return [Alias(source, target) for source, target in rows]
+
+    # ----- lookups -------------------------------------------------------------------------------
+    def get_account(self, address: str) -> Account | None:
+        found = self.get_credentials(address)
+        return found[0] if found else None
+
+    def get_credentials(self, address: str) -> tuple[Account, str] | None:
+        try:
+            canonical = normalize_address(address)
+        except InvalidAddress:
+            return None
+        row = self._one(
+            "SELECT id, address, pop3_policy, password_hash FROM accounts WHERE address = ?",
+            (canonical,),
+        )
+        if row is None:
+            return None
+        return Account(int(row[0]), row[1], row[2]), row[3]
+
+    def is_local_domain(self, domain: str) -> bool:
+        try:
+            canonical = normalize_domain(domain)
+        except InvalidAddress:
+            return False
+        return self._one("SELECT 1 FROM domains WHERE name = ?", (canonical,)) is not None
+
+    def alias_targets(self, address: str) -> list[str]:
+        try:
+            canonical = normalize_address(address)
+        except InvalidAddress:
+            return []
+        sql = "SELECT target FROM aliases WHERE source = ? ORDER BY id"
+        targets = [row[0] for row in self._all(sql, (canonical,))]
+        if not targets and not canonical.startswith("@"):
+            catch_all = "@" + _domain_of(canonical)
+            targets = [row[0] for row in self._all(sql, (catch_all,))]
+        return targets
+
+    def addresses_of(self, account_id: int) -> frozenset[str]:
+        row = self._one("SELECT address FROM accounts WHERE id = ?", (account_id,))
+        if row is None:
+            return frozenset()
+        sources = self._all("SELECT source FROM aliases WHERE target = ?", (row[0],))
+        return frozenset([row[0], *(source for (source,) in sources)])
+
+    # ----- delivery ------------------------------------------------------------------------------
+    def stage(self) -> StagedBlob:
+        if self._closed:
+            raise RuntimeError("store is closed")
+        return self.files.stage()
+
+    async def deliver(
+        self,
+        message: StagedMessage,
+        envelope: Envelope,
+        local_accounts: Sequence[int],
+        remote_recipients: Sequence[EnvelopeRecipient],
+    ) -> None:
+        if not isinstance(message, StagedBlob):
+            raise TypeError("deliver() takes a message from this store's stage()")
+        accounts = list(dict.fromkeys(local_accounts))  # one copy per account, even via aliases
+        remotes = list(remote_recipients)
+        if not accounts and not remotes:
+            message.abort()
+            return
+        # 1. fsync the file, and (concurrently) link it to its address and fsync that directory,
+        #    overlapping other deliveries and the writer's current commit.
+        prepared: list[Future[Any]] = [
+            self._pool.submit(message.finish, self.durable),
+            self._pool.submit(self.files.publish, message),
+        ]
+        try:
+            await asyncio.gather(*map(asyncio.wrap_future, prepared))
+            # 2. the rows, in the next group commit; the temp name goes after it.
+            written = self.writer.submit(
+                lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes)
+            )
+            prepared.append(written)
+            await asyncio.wrap_future(written)
+        except BaseException:
+            # Clean up only once no worker touches the file any more (a cancelled await does
+            # not stop them). A blob already linked stays: an orphan is legal.
+            _abort_when_done(message, prepared)
+            raise
+
+    def _deliver_op(
+        self,
+        tx: Transaction,
+        message: StagedBlob,
+        envelope: Envelope,
+        accounts: list[int],
+        remotes: list[EnvelopeRecipient],
+    ) -> None:
+        conn = tx.conn
+        inboxes: list[int] = []
+        for account_id in accounts:
+            row = conn.execute(
+                "SELECT id FROM mailboxes WHERE account_id = ? AND name = 'INBOX'", (account_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no account with id {account_id}")
+            inboxes.append(int(row[0]))
+        sha, size, now = message.sha256, message.size, int(time.time())
+        committed = conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+        relinked = self.files.ensure(message, committed is not None)
+        if relinked is not None:
+            tx.sync_dir(relinked)
+        tx.after_commit(message.abort)  # the temp name; the blob keeps its own
+        conn.execute(
+            "INSERT INTO blobs (sha256, size, refcount, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO UPDATE SET refcount = refcount + excluded.refcount",
+            (sha, size, len(inboxes) + len(remotes), now),
+        )
+        for mailbox_id in inboxes:
+            uid, modseq = conn.execute(
+                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
+                "WHERE id = ? RETURNING uidnext - 1, highestmodseq",
+                (mailbox_id,),
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO messages (mailbox_id, uid, blob, internal_date, size, modseq) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (mailbox_id, uid, sha, now, size, modseq),
+            )
+        if remotes:
+            mail_params = json.dumps(dict(envelope.mail_params), sort_keys=True)
+            origin = json.dumps(
+                {
+                    "helo": envelope.helo,
+                    "client_ip": envelope.client_ip,
+                    "authenticated_as": envelope.authenticated_as,
+                },
+                sort_keys=True,
+            )
+            conn.executemany(
+                "INSERT INTO queue (blob, mail_from, mail_params, rcpt, rcpt_params, origin, "
+                "created, next_attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        sha,
+                        envelope.mail_from,
+                        mail_params,
+                        rcpt.address,
+                        json.dumps(dict(rcpt.params), sort_keys=True),
+                        origin,
+                        now,
+                        now,
+                    )
+                    for rcpt in remotes
+                ],
+            )
+
+    # ----- POP3 ----------------------------------------------------------------------------------
+    def pop3_messages(self, account_id: int) -> list[StoredMessage]:
+        rows = self._all(
+            "SELECT m.uid, m.size, m.blob, b.uidvalidity FROM mailboxes b "
+            "JOIN messages m ON m.mailbox_id = b.id "
+            "WHERE b.account_id = ? AND b.name = 'INBOX' AND m.pop3_deleted = 0 "
+            "ORDER BY m.uid",
+            (account_id,),
+        )
+        return [
+            StoredMessage(uid=uid, size=size, blob=blob, uidl=f"{uidvalidity}.{uid}")
+            for uid, size, blob, uidvalidity in rows
+        ]
+
+    def blob_path(self, blob: str) -> Path:
+        return self.files.path(blob)
+
+    async def pop3_commit(self, account_id: int, uids: Sequence[int], policy: Pop3Policy) -> None:
+        _check_policy(policy)
+        wanted = sorted(set(uids))
+        if not wanted:
+            return
+        await self._awrite(lambda tx: self._pop3_commit_op(tx, account_id, wanted, policy))
+
+    def _pop3_commit_op(
+        self, tx: Transaction, account_id: int, uids: list[int], policy: Pop3Policy
+    ) -> None:
+        conn = tx.conn
+        row = conn.execute(
+            "SELECT id, highestmodseq FROM mailboxes WHERE account_id = ? AND name = 'INBOX'",
+            (account_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no account with id {account_id}")
+        mailbox_id, modseq = int(row[0]), int(row[1]) + 1
+        changed = 0
+        released: Counter[str] = Counter()
+        for uid in uids:  # UIDs another session expunged meanwhile are simply gone
+            if policy == "delete":
+                found = conn.execute(
+                    "DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING blob",
+                    (mailbox_id, uid),
+                ).fetchone()
+                if found is None:
+                    continue
+                released[found[0]] += 1
+                conn.execute(
+                    "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                    (mailbox_id, uid, modseq),
+                )
+                changed += 1
+            else:
+                changed += conn.execute(
+                    "UPDATE messages SET pop3_deleted = 1, modseq = ? "
+                    "WHERE mailbox_id = ? AND uid = ? AND pop3_deleted = 0",
+                    (modseq, mailbox_id, uid),
+                ).rowcount
+        if changed:
+            conn.execute(
+                "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
+            )
+        self._release_blobs(tx, released)
+
+    # ----- queue ---------------------------------------------------------------------------------
+    def queue_size(self) -> int:
+        return int(self._one("SELECT count(*) FROM queue")[0])
+
+    # ----- life cycle ----------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        # A dedicated thread: joining the writer may wait for one commit.
+        done: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                self.close()
+                done.set_result(None)
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        threading.Thread(target=run, name="store-close", daemon=True).start()
+        await asyncio.wrap_future(done)
+
+    def close(self) -> None:
+        """Finish pending fsyncs and commits, then close every connection. Idempotent."""
+        with self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True)
+        self.writer.close()
+        self._dir_pool.shutdown(wait=True)
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+
+
+def _abort_when_done(message: StagedBlob, futures: list[Future[Any]]) -> None:
+    """Remove the temp file once every future touching it has finished."""
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def done(_: Future[Any]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            message.abort()
+
+    for future in futures:
+        future.add_done_callback(done)
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in POP3_POLICIES:
+        raise ValueError(f"unknown POP3 policy {policy!r}; expected one of {POP3_POLICIES}")
+
+
+def _allocate_uidvalidity(conn: sqlite3.Connection, count: int) -> int:
+    """The first of `count` fresh UIDVALIDITY values: time-based (like Dovecot), but strictly
+    above every value handed out before, so a mailbox recreated in the same second (or after
+    the clock stepped back) never gets an old incarnation's value. 32-bit (RFC 3501 9)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'last_uidvalidity'").fetchone()
+    last = int(row[0]) if row else 0
+    first = max(int(time.time()), last + 1)
+    if first + count - 1 >= 2**32:
+        raise StorageUnavailable("UIDVALIDITY space exhausted")
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_uidvalidity', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(first + count - 1),),
+    )
+    return first

@@ -56,6 +56,7 @@ import pytest
 
 from mailwright import config as mwconfig
 from mailwright.auth.passwords import hash_password
+from mailwright.net.loop import new_event_loop
 from mailwright.net.tls import client_context
 from mailwright.server import Server
 from mailwright.store.api import Account, AlreadyExists, Pop3Policy, Store, normalize_address
@@ -88,7 +89,7 @@ class RunningServer:
         self.config = config
         self.data_dir = config.data_dir
         self.server = Server(config)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()  # the loop production runs on (uvloop)
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._stopped = False

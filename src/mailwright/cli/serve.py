@@ -27,6 +27,7 @@ from rich.table import Table
 from mailwright import __version__
 from mailwright.cli.common import EXIT_CONFIG_ERROR, ConfigOption, DataOption, fail, load_config
 from mailwright.config import Config, ConfigError
+from mailwright.net import loop as event_loop
 from mailwright.server import LISTENER_KINDS, Server
 from mailwright.store.api import StoreError
 
@@ -111,6 +112,6 @@ def serve(
         fail(f"--log-level: unknown level {log_level!r}", EXIT_CONFIG_ERROR)
     setup_logging(log_level)
     cfg = load_config(config, data)  # Server.start() logs cfg.warnings
-    code = asyncio.run(run(cfg, Console(highlight=False, soft_wrap=True)))
+    code = event_loop.run(run(cfg, Console(highlight=False, soft_wrap=True)))
     raise typer.Exit(code)
 

@@ -29,18 +29,10 @@ def test_invalid_addresses(raw: str) -> None:
 
 
 @given(st.text(max_size=300))
-def test_normalize_raises_only_invalid_address(text: str) -> None:
+def test_canonical_form_is_a_fixed_point(text: str) -> None:
+    """Whatever normalises, normalises to itself: lookups by canonical key are stable."""
     try:
         result = normalize_address(text)
     except InvalidAddress:
         return
-    assert "@" in result
     assert normalize_address(result) == result
-
-
-@given(st.text(max_size=300))
-def test_normalize_domain_raises_only_invalid_address(text: str) -> None:
-    try:
-        normalize_domain(text)
-    except InvalidAddress:
-        pass

@@ -167,7 +167,7 @@ class Server:
         self.services = Services(
             config=config,
             store=store,
-            deliverer=Deliverer(store),
+            deliverer=Deliverer(store, config.hostname),
             authenticator=Authenticator(store, config.auth),
             tls=tls,
         )

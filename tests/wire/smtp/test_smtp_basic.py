@@ -154,3 +154,14 @@ def test_dsn_parameters_are_accepted(wire: Wire) -> None:
               b"ORCPT=rfc822;alice@example.test\r\n").expect(250, "2.1.5")
     wire.send(b"DATA\r\n").expect(354)
     wire.send(b"Subject: dsn\r\n\r\nx\r\n.\r\n").expect(250, "2.0.0")
+
+
+def test_bare_postmaster_is_always_accepted(mx: RunningServer) -> None:
+    """RFC 5321 4.5.1: <Postmaster> without a domain reaches a person (the first account)."""
+    with smtplib.SMTP(mx.host, mx.port("smtp")) as client:
+        client.sendmail("x@remote.example", ["Postmaster"], b"Subject: abuse report\r\n\r\nhi\r\n")
+        client.sendmail("x@remote.example", ["postmaster@example.test"],
+                        b"Subject: domain postmaster\r\n\r\nhi\r\n")
+    subjects = b"".join(stored_messages(mx, ALICE))
+    assert b"Subject: abuse report" in subjects
+    assert b"Subject: domain postmaster" in subjects

@@ -100,7 +100,7 @@ class Pop3Config:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    # RFC 8314 / 4954 14: no plaintext passwords on an unencrypted channel unless explicitly allowed.
+    # RFC 8314 / RFC 4954 14: no plaintext passwords on an unencrypted channel unless allowed.
     allow_plaintext: bool = False
     # Loopback connections never cross a network, so plaintext there is allowed by default
     # (this is what makes the classic smtplib/poplib tutorial work on localhost).

@@ -142,7 +142,8 @@ def test_acknowledged_messages_survive_kill_9(tmp_path: Path) -> None:
         account = store.get_account("alice@example.test")
         assert account is not None
         uids = [m.uid for m in store.pop3_messages(account.id)]
-        assert uids == sorted(uids) and len(set(uids)) == len(uids)
+        assert uids == sorted(uids)
+        assert len(set(uids)) == len(uids)
         last = store.blob_path(store.pop3_messages(account.id)[-1].blob).read_bytes()
         assert b"Subject: after-restart" in last
     finally:

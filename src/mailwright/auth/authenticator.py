@@ -19,13 +19,15 @@ class Authenticator:
         self.throttle = FailureThrottle(config.failure_base_delay, config.failure_max_delay)
 
     def plaintext_allowed(self, conn: Connection) -> bool:
-        """RFC 4954 4 / RFC 8314: PLAIN and LOGIN only inside TLS, on loopback, or when configured."""
+        """RFC 4954 4 / RFC 8314: PLAIN and LOGIN only inside TLS, on loopback, or when
+        configured so."""
         if conn.is_tls or self.config.allow_plaintext:
             return True
         return self.config.allow_plaintext_loopback and conn.is_loopback
 
     async def authenticate(self, username: str, password: str, client_ip: str) -> Account | None:
-        """The account, or None after the throttle delay; same answer for unknown user and bad password."""
+        """The account, or None after the throttle delay: the same answer, in the same time, for
+        an unknown user and a wrong password."""
         found = self.store.get_credentials(username)
         stored_hash = found[1] if found else None
         ok = await asyncio.to_thread(verify_password, stored_hash, password)

@@ -10,7 +10,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 # argon2-cffi's defaults are RFC 9106's second recommended option: t=3, m=64 MiB, p=4 (~150 ms
 # here). Verification runs in a worker thread so that it never stalls the event loop.
 _HASHER: Final = argon2.PasswordHasher()
-# Verified when the user does not exist, so both paths cost the same (no user enumeration by timing).
+# Verified when the user does not exist, so both paths cost the same (no user enumeration by
+# timing).
 _DUMMY_HASH: Final = _HASHER.hash("mailwright-dummy-password")
 
 
@@ -21,7 +22,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    """True if `password` matches `stored_hash`; None means unknown user (still costs one verify)."""
+    """True if `password` matches `stored_hash`; None means an unknown user (still one verify)."""
     try:
         _HASHER.verify(stored_hash or _DUMMY_HASH, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -53,7 +53,8 @@ def parse_plain(response: bytes) -> Credentials:
     parts = response.split(b"\x00")
     if len(parts) != 3:
         raise SaslError("PLAIN response must have three NUL-separated fields")
-    authzid, authcid, passwd = (_utf8(p, w) for p, w in zip(parts, ("authzid", "authcid", "passwd")))
+    names = ("authzid", "authcid", "passwd")
+    authzid, authcid, passwd = (_utf8(p, w) for p, w in zip(parts, names, strict=True))
     if not authcid or not passwd:
         raise SaslError("empty username or password")
     return Credentials(authcid, passwd, authzid)

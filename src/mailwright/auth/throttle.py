@@ -44,7 +44,7 @@ class FailureThrottle:
         count = self.failures(ip)
         if count == 0:
             return 0.0
-        return min(self.max_delay, self.base_delay * 2 ** min(count - 1, 30))
+        return min(self.max_delay, self.base_delay * float(2 ** min(count - 1, 30)))
 
     def record_success(self, ip: str) -> None:
         self._failures.pop(ip, None)

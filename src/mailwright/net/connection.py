@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 from typing import Final
@@ -53,7 +54,9 @@ class Connection:
         cipher = obj.cipher()
         return cipher[0] if cipher else None
 
-    async def read(self, timeout: float | None = None) -> bytes:
+    # The session passes its per-state timeout (command, data, idle); turning it into
+    # TimeoutError here keeps that policy in one line per protocol.
+    async def read(self, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         """Available bytes, b"" at EOF; raises TimeoutError after `timeout` seconds of silence."""
         self.idle = True
         try:
@@ -71,16 +74,14 @@ class Connection:
             self.writer.write(data)
 
     async def drain(self) -> None:
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
 
     async def send(self, data: bytes) -> None:
         self.write(data)
         await self.drain()
 
-    async def start_tls(self, context: ssl.SSLContext, timeout: float = 60.0) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         """Upgrade in place after the STARTTLS/STLS reply has been sent and drained."""
         # Drain the reply first: StreamWriter.start_tls drains too, and a drain that yields
         # would let more plaintext arrive after we cleared the buffer. With nothing left to

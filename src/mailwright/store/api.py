@@ -97,7 +97,7 @@ class EnvelopeRecipient:
 @dataclass(frozen=True, slots=True)
 class Envelope:
     mail_from: str  # "" for the null reverse-path
-    mail_params: Mapping[str, str | None] = field(default_factory=dict)  # BODY, SMTPUTF8, RET, ENVID
+    mail_params: Mapping[str, str | None] = field(default_factory=dict)  # BODY, RET, ENVID...
     helo: str = ""
     client_ip: str = ""
     authenticated_as: str | None = None
@@ -170,7 +170,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_credentials(self, address: str) -> tuple[Account, str] | None:
-        """(account, argon2 hash) for a login name, or None. The hash never leaves auth/."""
+        """(account, argon2 hash) for a login name, or None. Only auth/ uses the hash."""
 
     @abc.abstractmethod
     def is_local_domain(self, domain: str) -> bool: ...

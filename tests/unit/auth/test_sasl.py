@@ -1,4 +1,5 @@
 import base64
+import contextlib
 
 import pytest
 from hypothesis import given
@@ -58,15 +59,11 @@ def test_login_field_rejects_empty_and_nul() -> None:
 
 @given(st.binary(max_size=600))
 def test_any_bytes_give_credentials_or_sasl_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SaslError):
         parse_plain(data)
-    except SaslError:
-        pass
 
 
 @given(st.text(max_size=200))
 def test_any_text_decodes_or_raises_sasl_error(text: str) -> None:
-    try:
+    with contextlib.suppress(SaslError):
         decode_base64(text)
-    except SaslError:
-        pass

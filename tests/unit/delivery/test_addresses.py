@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailwright.store.api import InvalidAddress, normalize_address, normalize_domain
+from mailwright.store.api import InvalidAddress, normalize_address
 
 
 @pytest.mark.parametrize(

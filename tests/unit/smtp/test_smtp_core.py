@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from mailwright.smtp.responses import Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +21,7 @@ from mailwright.smtp.core import (
     ServerConnection,
 )
 from mailwright.smtp.parser import SyntaxErr
+from mailwright.smtp.responses import Reply
 from mailwright.smtp.state import State
 
 Feeder = Callable[[ServerConnection, bytes], list[object]]

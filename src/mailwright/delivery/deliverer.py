@@ -13,7 +13,9 @@ from mailwright.store.api import (
     Envelope,
     EnvelopeRecipient,
     InvalidAddress,
+    NotFound,
     StagedMessage,
+    StorageUnavailable,
     Store,
     normalize_address,
 )
@@ -174,4 +176,9 @@ class Deliverer:
                     remote.setdefault(target.lower(), EnvelopeRecipient(target, params))
             else:
                 remote.setdefault(resolution.address.lower(), rcpt)
-        await self.store.deliver(message, envelope, list(local), list(remote.values()))
+        try:
+            await self.store.deliver(message, envelope, list(local), list(remote.values()))
+        except NotFound as exc:
+            # An account was removed between RCPT and the end of DATA. A temporary failure
+            # makes the client retry, and the retry's RCPT gets the permanent 550 5.1.1.
+            raise StorageUnavailable(f"recipient removed during the transaction: {exc}") from exc

@@ -128,3 +128,23 @@ def test_postmaster_alias_wins_over_the_fallback(store: Store, alice: Account) -
 def test_postmaster_of_a_remote_domain_is_still_relay_denied(store: Store, alice: Account) -> None:
     assert (Deliverer(store, "mx.example.net").resolve("postmaster@remote.test", may_relay=False)
             is Refusal.RELAY_DENIED)
+
+
+@pytest.mark.asyncio
+async def test_account_removed_before_delivery_is_a_temporary_failure(
+    store: Store, alice: Account
+) -> None:
+    from mailwright.store.api import Envelope, EnvelopeRecipient, StorageUnavailable
+
+    deliverer = Deliverer(store)
+    resolution = deliverer.resolve("alice@example.test", may_relay=False)
+    assert isinstance(resolution, LocalRecipient)
+    store.remove_account("alice@example.test")
+    staged = deliverer.stage()
+    staged.write(b"Subject: late\r\n\r\nx\r\n")
+    with pytest.raises(StorageUnavailable, match="removed during the transaction"):
+        await deliverer.deliver(
+            staged, Envelope(mail_from="x@remote.test"),
+            [(EnvelopeRecipient("alice@example.test"), resolution)],
+        )
+    staged.abort()

@@ -83,7 +83,7 @@ class Deliverer:
             if is_postmaster and domain == self.hostname:
                 return self._postmaster(canonical, domain)
             return RemoteRecipient(address) if may_relay else Refusal.RELAY_DENIED
-        accounts, forwards = self._expand(canonical)
+        accounts, forwards = self._expand(canonical, {domain: True})
         if not accounts and not forwards:
             return self._postmaster(canonical, domain) if is_postmaster else Refusal.NO_SUCH_USER
         return LocalRecipient(canonical, tuple(accounts), tuple(forwards))
@@ -102,8 +102,11 @@ class Deliverer:
             return Refusal.NO_SUCH_USER
         return LocalRecipient(canonical, (ids[0],))
 
-    def _expand(self, canonical: str) -> tuple[list[int], list[str]]:
-        """Breadth-first alias expansion, bounded and loop-safe; accounts win over aliases."""
+    def _expand(self, canonical: str, local: dict[str, bool]) -> tuple[list[int], list[str]]:
+        """Breadth-first alias expansion, bounded and loop-safe; accounts win over aliases.
+
+        `local` memoises is_local_domain for this one expansion (one query per domain, not per
+        address: this runs on the event loop for every RCPT)."""
         accounts: list[int] = []
         forwards: list[str] = []
         seen: set[str] = set()
@@ -114,7 +117,10 @@ class Deliverer:
                 if address in seen:
                     continue
                 seen.add(address)
-                if not self.store.is_local_domain(domain_of(address)):
+                domain = domain_of(address)
+                if domain not in local:
+                    local[domain] = self.store.is_local_domain(domain)
+                if not local[domain]:
                     forwards.append(address)
                     continue
                 account = self.store.get_account(address)

@@ -24,13 +24,12 @@ half-visible. A future that was cancelled before its batch started is skipped.
 
 Readers never touch this connection (WAL: they read the last commit without blocking it).
 
-Where the other fsyncs go (measured on the 2-core target, ~0.6 ms per fsync when idle): a
-delivery's file fsync and its blob-directory fsync run in the store's worker pool *before* the
-op is submitted, concurrently with each other (see blobs.py for why that is safe), with other
-deliveries and with the writer's current commit; ext4 merges concurrent fsyncs into shared
-journal commits. Doing the directory fsyncs here, serially, took over half of the writer's time:
-with 256 fan-out directories a batch rarely shares one. The writer keeps only the commit's
-fsync, plus a directory fsync in the rare case an op had to (re)place a blob file.
+Where the other fsyncs go (measured on the 2-core target, ~0.6 ms per fsync when idle): a small
+delivery's op fsyncs its file, links it and fsyncs that directory itself, inside the batch
+(sqlite.py, INLINE_FSYNC_MAX). That is faster on this machine than handing them to a worker
+pool, where every hand-off between threads cost milliseconds of waiting; a large file is
+fsynced in the pool before its op is submitted, so that it does not hold up the batch. The
+writer adds a directory fsync (deduplicated per batch) when an op had to (re)place a blob file.
 """
 
 from __future__ import annotations

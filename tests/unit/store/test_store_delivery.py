@@ -386,3 +386,20 @@ async def test_two_stores_on_one_directory_deliver_concurrently(
         assert uids == list(range(1, 31))
     finally:
         other.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("size", [100, 256 * 1024, 256 * 1024 + 1, 3 * 1024 * 1024])
+async def test_small_and_large_messages_are_stored_byte_identical(
+    store: SqliteStore, alice: Account, data_dir: Path, size: int
+) -> None:
+    """Both paths: fsynced in the writer's batch (up to INLINE_FSYNC_MAX) and in the pool."""
+    body = (b"x" * 998 + b"\r\n") * (size // 1000) + b"y" * (size % 1000)
+    await Deliver(store)(body, [alice.id])
+    [message] = store.pop3_messages(alice.id)
+    stored = store.blob_path(message.blob).read_bytes()
+    assert stored == body
+    assert message.blob == hashlib.sha256(body).hexdigest()
+    assert message.size == size
+    store.close()
+    assert _tmp_files(data_dir) == []

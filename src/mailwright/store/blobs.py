@@ -4,9 +4,9 @@ Invariants (the order is what makes a crash safe):
 1. Bytes arrive into `<data>/tmp/<random>` and are hashed with SHA-256 as they arrive.
 2. Before a row references a file, the file is fsynced (`StagedBlob.finish`), it has its
    content address (`BlobFiles.publish`: a hard link, the moral equivalent of the rename) and
-   that directory is fsynced. For small messages this runs in the writer thread, within the
-   batch that commits the rows; a large file is fsynced in a worker pool first (sqlite.py,
-   INLINE_FSYNC_MAX). After the commit the temp name is unlinked.
+   that directory is fsynced: the prepare step of the writer's batch that commits the rows
+   (writer.py); a large file is fsynced in a worker pool before (sqlite.py, INLINE_FSYNC_MAX).
+   After the commit the temp name is unlinked.
 3. Only a committed row makes a file under blobs/ trustworthy. A file at an address with no
    row (an orphan after a crash, possibly incomplete, or another delivery still in flight) is
    replaced, never reused (`BlobFiles.ensure`, under the database write lock). A referenced
@@ -136,8 +136,9 @@ class StagedBlob:
     def finish(self, durable: bool) -> str:
         """Write the rest, fsync (when durable) and close; returns the SHA-256 hex.
 
-        Runs off the event loop (fsync blocks): in the writer thread for a small message, in a
-        worker pool for a large one. On failure it leaves the clean-up (`abort()`) to the caller.
+        Runs off the event loop (fsync blocks), in a worker pool: the writer's per-batch
+        prepare step, or before it for a large file. On failure it leaves the clean-up
+        (`abort()`) to the caller.
         """
         if not self._finished:
             self._flush()
@@ -199,11 +200,11 @@ class BlobFiles:
     def publish(self, staged: StagedBlob) -> None:
         """Give a temp file its content address (a hard link) and make that name durable.
 
-        Runs in the writer thread after `StagedBlob.finish` (the data fsync), just before the
-        rows are written. A name under blobs/ is trusted only once a committed row references
-        it; until then a file at an address may be incomplete (after a crash), and `ensure()`
-        replaces rather than trusts it. If the name exists already (the same bytes, from
-        another delivery), nothing is linked here; `ensure()` decides.
+        Runs in the writer's prepare step after `StagedBlob.finish` (the data fsync), before
+        the batch's transaction. A name under blobs/ is trusted only once a committed row
+        references it; until then a file at an address may be incomplete (after a crash),
+        and `ensure()` replaces rather than trusts it. If the name exists already (the same
+        bytes, from another delivery), nothing is linked here; `ensure()` decides.
         """
         target = self.path(staged.sha256)
         try:

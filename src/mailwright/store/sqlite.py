@@ -10,9 +10,9 @@ Invariants:
   per thread (threading.local) and never block the writer (WAL).
 - A message becomes visible only in the commit that also makes it durable: its file fsynced
   and linked to its content address with that directory fsynced (blobs.py), then the rows
-  committed (writer.py). For messages up to INLINE_FSYNC_MAX all of it runs inside the writer's
-  batch; larger files are fsynced in a worker pool first, so one big fsync never holds up the
-  other deliveries' commit.
+  committed (writer.py). The file work is the op's `prepare` step, which the writer runs for a
+  whole batch concurrently; a file larger than INLINE_FSYNC_MAX is fsynced in a worker pool
+  before the op is submitted, so one big fsync never holds up the other deliveries' commit.
 - The check that a blob file may be referenced (`BlobFiles.ensure`) and garbage collection of
   blobs/ both run while holding SQLite's write lock (the GC re-checks under BEGIN IMMEDIATE
   after its commit), so a delivery of the same bytes in this or another process (the admin
@@ -71,15 +71,15 @@ DB_NAME: Final = "mailwright.db"
 # The admin CLI writes from another process while the server runs: wait this long for SQLite's
 # write lock before answering StorageUnavailable (a group commit holds it for milliseconds).
 BUSY_TIMEOUT_MS: Final = 5000
-# Threads fsyncing large staged messages (above INLINE_FSYNC_MAX) in parallel, and the
-# directories of a batch (writer.py); fsync releases the GIL.
+# Threads fsyncing large staged messages (above INLINE_FSYNC_MAX), and (a second pool of this
+# size) the writer's per-batch prepare steps and directory fsyncs; fsync releases the GIL.
 FSYNC_WORKERS: Final = 8
-# Messages up to this size are fsynced, linked and committed in the writer thread itself. Why:
+# Files up to this size are fsynced in the writer's batch (its prepare step, writer.py). Why:
 # on the 2-core benchmark machine every hand-off between threads cost milliseconds of waiting
-# (a 0.4 ms fsync took 7 ms end to end through the pool), far more than fsyncing a batch's
-# small files one after another (bench/: 4 KB at 10 senders went from ~400 to ~535 msg/s,
-# 1 sender from ~180 to ~310). Above it, a file's fsync is long enough to delay the whole
-# batch, so it runs in the pool before the op is submitted.
+# (a 0.4 ms fsync took 7 ms end to end through a pool), and the batch pays one hand-off for
+# all its files (bench/: 4 KB at 10 senders went from ~400 to ~550-660 msg/s). Above this
+# size, a file's fsync is long enough to delay the whole batch, so it runs in the pool before
+# the op is submitted.
 INLINE_FSYNC_MAX: Final = 256 * 1024
 # Created with every account (RFC 6154 special-use attributes), so IMAP clients find them.
 DEFAULT_MAILBOXES: Final = (
@@ -464,9 +464,9 @@ class SqliteStore(Store):
         if not accounts and not remotes:
             message.abort()
             return
-        # 1. Small messages: the writer thread itself fsyncs the file, links it and fsyncs the
-        #    directory, inside the batch (see INLINE_FSYNC_MAX). Large ones: fsync in the pool
-        #    first, so the batch does not wait for it.
+        # 1. The file work (fsync, link, fsync the directory) is the op's prepare step, run by
+        #    the writer for the whole batch at once (writer.py). A large file is fsynced in the
+        #    pool first, so that the batch does not wait for it (INLINE_FSYNC_MAX).
         prepared: list[Future[Any]] = []
         try:
             if message.size > INLINE_FSYNC_MAX:
@@ -474,7 +474,8 @@ class SqliteStore(Store):
                 await asyncio.wrap_future(prepared[0])
             # 2. the rows, in the next group commit; the temp name goes after it.
             written = self.writer.submit(
-                lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes)
+                lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes),
+                prepare=lambda: self._prepare_blob(message),
             )
             prepared.append(written)
             await asyncio.wrap_future(written)
@@ -484,6 +485,12 @@ class SqliteStore(Store):
             _abort_when_done(message, prepared)
             raise
 
+    def _prepare_blob(self, message: StagedBlob) -> None:
+        """The writer's prepare step: fsync the file (unless the pool did, for a large one),
+        link it to its address and fsync that directory (blobs.py)."""
+        message.finish(self.durable)
+        self.files.publish(message)
+
     def _deliver_op(
         self,
         tx: Transaction,
@@ -492,8 +499,6 @@ class SqliteStore(Store):
         accounts: list[int],
         remotes: list[EnvelopeRecipient],
     ) -> None:
-        message.finish(self.durable)  # no-op when the pool did it (large messages)
-        self.files.publish(message)
         conn = tx.conn
         inboxes: list[int] = []
         for account_id in accounts:

@@ -257,3 +257,61 @@ def test_locked_database_raises_storage_unavailable(
     finally:
         other.close()
         store.close()
+
+
+def test_prepare_steps_of_a_batch_run_concurrently_before_the_ops(tmp_path: Path) -> None:
+    """Each prepare waits for the other at a barrier: run one after another they would time out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+    pool = ThreadPoolExecutor(4)
+    writer = Writer(conn, durable=True, pool=pool)
+    try:
+        release = _hold(writer)
+        barrier = threading.Barrier(2, timeout=5)
+        order: list[str] = []
+
+        def prepare(name: str) -> Callable[[], None]:
+            def step() -> None:
+                barrier.wait()
+                order.append(f"prepare {name}")
+
+            return step
+
+        def op(name: str, value: int) -> Callable[[Transaction], int]:
+            def run(tx: Transaction) -> int:
+                order.append(f"op {name}")
+                tx.conn.execute("INSERT INTO t (v) VALUES (?)", (value,))
+                return value
+
+            return run
+
+        a = writer.submit(op("a", 1), prepare=prepare("a"))
+        b = writer.submit(op("b", 2), prepare=prepare("b"))
+        commits = writer.commits
+        release.set()
+        assert (a.result(10), b.result(10)) == (1, 2)
+        assert writer.commits == commits + 2  # the held op's batch, then a and b together
+        assert sorted(order[:2]) == ["prepare a", "prepare b"]
+        assert order[2:] == ["op a", "op b"]
+    finally:
+        writer.close()
+        pool.shutdown()
+    assert _values(tmp_path) == [1, 2]
+
+
+def test_a_failing_prepare_fails_only_its_own_op(writer: Writer, tmp_path: Path) -> None:
+    release = _hold(writer)
+
+    def disk_full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    bad = writer.submit(_insert(1), prepare=disk_full)
+    good = writer.submit(_insert(2), prepare=lambda: None)
+    release.set()
+    assert good.result(10) == 2
+    with pytest.raises(StorageUnavailable):
+        bad.result(10)
+    assert _values(tmp_path) == [2]

@@ -5,6 +5,8 @@ Invariants of the package:
 - Nothing is acknowledged before it is durable: message files fsynced and renamed, their
   directory fsynced, the rows referencing them committed with synchronous=FULL (sqlite.py).
 - All writes go through one group-commit writer per process (writer.py).
+- Commit first, then publish: the change bus (changes.py) hears of a change only after the
+  commit that made it durable and visible, never of a rolled-back one.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from mailwright.store.api import (
     AccountSummary,
     Alias,
     AlreadyExists,
+    AppendResult,
     Envelope,
     EnvelopeRecipient,
+    FlagChange,
+    FlagMode,
+    Forbidden,
     InUse,
     InvalidAddress,
+    InvalidName,
+    MailboxInfo,
+    MailboxStatus,
+    MessageRecord,
     NotFound,
     Pop3Policy,
     StagedMessage,
@@ -30,6 +40,16 @@ from mailwright.store.api import (
     StoreError,
     normalize_address,
     normalize_domain,
+    normalize_mailbox_name,
+)
+from mailwright.store.changes import (
+    Appended,
+    Change,
+    ChangeBus,
+    Expunged,
+    FlagsChanged,
+    MailboxDeleted,
+    Subscription,
 )
 from mailwright.store.schema import SchemaTooNew
 from mailwright.store.sqlite import SqliteStore
@@ -40,10 +60,24 @@ __all__ = [
     "AccountSummary",
     "Alias",
     "AlreadyExists",
+    "AppendResult",
+    "Appended",
+    "Change",
+    "ChangeBus",
     "Envelope",
     "EnvelopeRecipient",
+    "Expunged",
+    "FlagChange",
+    "FlagMode",
+    "FlagsChanged",
+    "Forbidden",
     "InUse",
     "InvalidAddress",
+    "InvalidName",
+    "MailboxDeleted",
+    "MailboxInfo",
+    "MailboxStatus",
+    "MessageRecord",
     "NotFound",
     "Pop3Policy",
     "SchemaTooNew",
@@ -53,8 +87,10 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredMessage",
+    "Subscription",
     "normalize_address",
     "normalize_domain",
+    "normalize_mailbox_name",
     "open_store",
 ]
 

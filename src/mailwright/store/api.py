@@ -22,10 +22,20 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from mailwright.store.changes import ChangeBus
 
 Pop3Policy = Literal["delete", "keep"]
 POP3_POLICIES: tuple[Pop3Policy, ...] = ("delete", "keep")
+FlagMode = Literal["add", "remove", "replace"]
+FLAG_MODES: tuple[FlagMode, ...] = ("add", "remove", "replace")
+# Mailbox names use "/" as the hierarchy delimiter (RFC 3501 5.1.1); "INBOX" in any case is INBOX.
+HIERARCHY_DELIMITER = "/"
+INBOX = "INBOX"
+# The system flags the store keeps (RFC 3501 2.3.2; \Recent is a session matter, not stored).
+SYSTEM_FLAGS: tuple[str, ...] = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
 class StoreError(Exception):
@@ -46,6 +56,16 @@ class InUse(StoreError):
 
 class InvalidAddress(StoreError):
     pass
+
+
+class InvalidName(StoreError):
+    """A mailbox name the store cannot hold (empty, an empty level such as "a//b", a control
+    character)."""
+
+
+class Forbidden(StoreError):
+    """Refused by rule, whatever the state: e.g. deleting INBOX (RFC 3501 6.3.4) or renaming a
+    mailbox into its own subtree."""
 
 
 class StorageUnavailable(StoreError):
@@ -101,6 +121,59 @@ class Envelope:
     helo: str = ""
     client_ip: str = ""
     authenticated_as: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    id: int
+    name: str  # "/"-delimited, UTF-8 (the IMAP layer encodes modified UTF-7 on the wire)
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None  # RFC 6154 attribute, e.g. "\\Sent"
+    subscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    """What STATUS reports (RFC 3501 6.3.10, RFC 9051 6.3.11 with SIZE and DELETED)."""
+
+    id: int
+    messages: int
+    recent: int  # always 0: \Recent is optional in RFC 9051 and not kept
+    unseen: int  # messages without \Seen
+    deleted: int  # messages with \Deleted
+    size: int  # octets of all messages
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message of a mailbox, as IMAP sees it."""
+
+    uid: int
+    blob: str  # SHA-256 hex of the stored file (`Store.blob_path`)
+    size: int
+    internal_date: int  # seconds since the epoch (UTC)
+    flags: frozenset[str]  # system flags ("\\Seen") and keywords ("$Junk")
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """For APPENDUID (RFC 4315 3)."""
+
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    uid: int
+    flags: frozenset[str]  # the message's flags after the change
+    modseq: int
 
 
 class StagedMessage(Protocol):
@@ -214,6 +287,111 @@ class Store(abc.ABC):
         """POP3 UPDATE state: 'delete' expunges the messages from INBOX (an expunge IMAP sees),
         'keep' hides them from later POP3 sessions only. One transaction; durable on return."""
 
+    # ----- IMAP: mailboxes ----------------------------------------------------------------
+    # Names: "/" is the hierarchy delimiter; "INBOX" (and "inbox/x"'s first level) in any case
+    # means INBOX; every other name is case-sensitive. Invalid names raise InvalidName.
+    @abc.abstractmethod
+    def list_mailboxes(self, account_id: int) -> list[MailboxInfo]:
+        """Every mailbox of the account, by name; [] for an unknown account."""
+
+    @abc.abstractmethod
+    def mailbox(self, account_id: int, name: str) -> MailboxInfo | None:
+        """One mailbox by name, or None (also for an invalid name)."""
+
+    @abc.abstractmethod
+    def mailbox_status(self, account_id: int, name: str) -> MailboxStatus | None:
+        """Counts for STATUS/SELECT, or None when there is no such mailbox."""
+
+    @abc.abstractmethod
+    def subscriptions(self, account_id: int) -> list[str]:
+        """Subscribed names, by name; they may name mailboxes that do not exist (LSUB)."""
+
+    @abc.abstractmethod
+    async def create_mailbox(
+        self, account_id: int, name: str, special_use: str | None = None
+    ) -> MailboxInfo:
+        """Create `name` and any missing parents ("a/b/c" makes "a" and "a/b", as Dovecot does);
+        a trailing "/" is dropped (RFC 3501 6.3.3). Each new mailbox gets a fresh UIDVALIDITY.
+        Raises AlreadyExists, NotFound (no such account), InvalidName."""
+
+    @abc.abstractmethod
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        """Delete a mailbox and its messages (their blobs are released as by an expunge).
+        Subscriptions are kept (RFC 3501 6.3.6). Raises NotFound, Forbidden (INBOX), InUse
+        (it has inferior mailboxes: we do not keep \\Noselect placeholders)."""
+
+    @abc.abstractmethod
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> MailboxInfo:
+        """Rename `old` and its inferiors; missing parents of `new` are created. The mailbox
+        keeps its id, UIDs and UIDVALIDITY (safe: UIDVALIDITY values are unique across all
+        mailboxes ever, so no client can have cached `new` with this value). Renaming INBOX
+        moves all its messages to a new mailbox `new` (fresh UIDVALIDITY) and leaves INBOX
+        empty, its inferiors unrenamed (RFC 3501 6.3.5). Subscriptions stay with the names.
+        Returns the renamed (or new) mailbox. Raises NotFound, AlreadyExists, Forbidden
+        (`new` inside `old`), InvalidName."""
+
+    @abc.abstractmethod
+    async def set_subscribed(self, account_id: int, name: str, subscribed: bool) -> None:
+        """SUBSCRIBE/UNSUBSCRIBE a name, which need not exist (RFC 3501 6.3.6). Idempotent."""
+
+    # ----- IMAP: messages ------------------------------------------------------------------
+    # Every write below is durable when it returns (same contract as deliver) and is
+    # published on `changes` only after its commit.
+    @abc.abstractmethod
+    def mailbox_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        """All messages of the mailbox in UID order ([] for an unknown mailbox)."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        account_id: int,
+        mailbox: str,
+        message: StagedMessage,
+        flags: Sequence[str] = (),
+        internal_date: int | None = None,
+    ) -> AppendResult:
+        """Add a staged message to a mailbox (IMAP APPEND). `internal_date` in seconds since the
+        epoch, default now. Raises NotFound (no such mailbox: IMAP answers [TRYCREATE])."""
+
+    @abc.abstractmethod
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: FlagMode,
+        flags: Sequence[str],
+        unchanged_since: int | None = None,
+    ) -> list[FlagChange]:
+        """Add, remove or replace flags. Each message whose flags change gets its own new
+        MODSEQ (the mailbox's HIGHESTMODSEQ + 1, RFC 7162); unchanged ones are not reported.
+        With `unchanged_since`, messages whose MODSEQ is above it are left alone (CONDSTORE).
+        UIDs that do not exist are ignored. Raises NotFound (no such mailbox)."""
+
+    @abc.abstractmethod
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        """Remove the messages flagged \\Deleted (only those in `uids` when given: UID EXPUNGE,
+        RFC 4315 2.1); returns their UIDs in order. They are remembered in `expunged` with one
+        new MODSEQ, as POP3's delete does. Raises NotFound (no such mailbox)."""
+
+    @abc.abstractmethod
+    async def copy(
+        self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
+    ) -> list[tuple[int, int]]:
+        """Copy messages (same blob, flags and internal date) to another mailbox; returns
+        (source UID, new UID) pairs in source UID order (COPYUID, RFC 4315 3). Raises
+        NotFound (either mailbox)."""
+
+    @abc.abstractmethod
+    async def move(
+        self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
+    ) -> list[tuple[int, int]]:
+        """Copy, then expunge from the source, in one transaction (RFC 6851)."""
+
+    @property
+    @abc.abstractmethod
+    def changes(self) -> ChangeBus:
+        """The change bus: events published after their commit (see store/changes.py)."""
+
     # ----- outbound queue (delivery comes in a later issue) ------------------------------------
     @abc.abstractmethod
     def queue_size(self) -> int: ...
@@ -245,6 +423,30 @@ def normalize_address(address: str) -> str:
     if local == "":
         return "@" + domain  # catch-all alias form
     return f"{local.lower()}@{domain}"
+
+
+# Dovecot's default mailbox_list_... limits are in this range; a name is a key in an index and
+# echoed in LIST replies, so an unbounded one would be a cheap way to bloat both.
+MAX_MAILBOX_NAME = 1000
+
+
+def normalize_mailbox_name(name: str) -> str:
+    """Canonical mailbox name: "INBOX" in any case (also as the first level, "inbox/x") is
+    "INBOX" (RFC 3501 5.1); everything else is kept, case-sensitive.
+
+    Raises InvalidName for an empty name or level ("a//b", "/a", "a/"), control characters
+    (RFC 3501 5.1: they would not survive the wire), or a name over MAX_MAILBOX_NAME.
+    """
+    if not name or len(name) > MAX_MAILBOX_NAME:
+        raise InvalidName("empty or overlong mailbox name")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidName(f"control character in mailbox name {name!r}")
+    levels = name.split(HIERARCHY_DELIMITER)
+    if any(not level for level in levels):
+        raise InvalidName(f"empty level in mailbox name {name!r}")
+    if levels[0].upper() == INBOX:
+        levels[0] = INBOX
+    return HIERARCHY_DELIMITER.join(levels)
 
 
 def normalize_domain(domain: str) -> str:

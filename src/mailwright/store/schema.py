@@ -10,7 +10,7 @@ Invariants:
 
 The first schema already carries what IMAP needs (RFC 3501 / 9051 UIDVALIDITY and UIDNEXT,
 RFC 7162 CONDSTORE/QRESYNC mod-sequences and the expunged-UID memory for VANISHED, RFC 6154
-special-use mailboxes, subscriptions), so the IMAP issue needs no schema change.
+special-use mailboxes). Migration 2 moves subscriptions to their own table (see there).
 
 - UIDs only grow: `mailboxes.uidnext` is only ever incremented and survives expunges.
 - `meta('last_uidvalidity')` makes every mailbox incarnation's UIDVALIDITY unique and
@@ -23,10 +23,11 @@ special-use mailboxes, subscriptions), so the IMAP issue needs no schema change.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Final
 
-from mailwright.store.api import StoreError
+from mailwright.store.api import StorageUnavailable, StoreError
 
 Migration = Sequence[str]  # statements, run in order inside one transaction
 
@@ -124,6 +125,19 @@ MIGRATIONS: Final[Sequence[Migration]] = (
         "CREATE INDEX queue_due ON queue(status, next_attempt)",
         "CREATE INDEX queue_blob ON queue(blob)",
     ),
+    # 2: subscriptions by name. RFC 3501 6.3.6 / RFC 9051 6.3.7: a subscription may name a
+    # mailbox that does not exist, and deleting a mailbox must not unilaterally remove its
+    # subscription, so a flag on the mailbox row cannot hold it. From here on this table is
+    # the only truth; `mailboxes.subscribed` is no longer read.
+    (
+        """CREATE TABLE subscriptions (
+            account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            PRIMARY KEY (account_id, name)
+        ) WITHOUT ROWID""",
+        "INSERT INTO subscriptions (account_id, name) "
+        "SELECT account_id, name FROM mailboxes WHERE subscribed = 1",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -169,3 +183,20 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
         conn.execute("ROLLBACK")
         raise
     return len(migrations)
+
+
+def allocate_uidvalidity(conn: sqlite3.Connection, count: int) -> int:
+    """The first of `count` fresh UIDVALIDITY values: time-based (like Dovecot), but strictly
+    above every value handed out before, so a mailbox recreated in the same second (or after
+    the clock stepped back) never gets an old incarnation's value. 32-bit (RFC 3501 9)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'last_uidvalidity'").fetchone()
+    last = int(row[0]) if row else 0
+    first = max(int(time.time()), last + 1)
+    if first + count - 1 >= 2**32:
+        raise StorageUnavailable("UIDVALIDITY space exhausted")
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('last_uidvalidity', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(first + count - 1),),
+    )
+    return first

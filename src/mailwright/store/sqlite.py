@@ -24,6 +24,9 @@ Invariants:
   restart; every change bumps the mailbox's HIGHESTMODSEQ (RFC 7162) and expunged UIDs are kept
   with their MODSEQ for QRESYNC.
 - UIDL (RFC 1939 7) is "<uidvalidity>.<uid>" of the INBOX: unique and stable forever.
+- Commit first, then publish: deliveries, POP3 deletes and the IMAP operations (the
+  `SqliteImapOps` mixin, sqlite_imap.py) tell the change bus (changes.py) from an after-commit
+  hook only, so a subscriber never hears of a change it cannot read or that was rolled back.
 - Addresses are keys only in the canonical form of `api.normalize_address`. Lookups with a
   malformed address answer "not found" (None / [] / False) rather than raising: they are fed
   whatever a client typed.
@@ -55,14 +58,16 @@ from mailwright.store.api import (
     NotFound,
     Pop3Policy,
     StagedMessage,
-    StorageUnavailable,
     Store,
     StoredMessage,
     normalize_address,
     normalize_domain,
 )
 from mailwright.store.blobs import BlobFiles, StagedBlob, fsync_dir
+from mailwright.store.changes import Appended, ChangeBus, Expunged, MailboxDeleted
+from mailwright.store.schema import allocate_uidvalidity as _allocate_uidvalidity
 from mailwright.store.schema import migrate
+from mailwright.store.sqlite_imap import SqliteImapOps
 from mailwright.store.writer import Transaction, Writer, raise_mapped
 
 T = TypeVar("T")
@@ -118,7 +123,7 @@ def _domain_of(address: str) -> str:
     return address.rpartition("@")[2]
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteImapOps, Store):
     def __init__(self, data_dir: Path, durable: bool = True) -> None:
         data_dir = Path(data_dir)
         self.data_dir = data_dir
@@ -144,6 +149,11 @@ class SqliteStore(Store):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._changes = ChangeBus()
+
+    @property
+    def changes(self) -> ChangeBus:
+        return self._changes
 
     # ----- plumbing ------------------------------------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -277,6 +287,10 @@ class SqliteStore(Store):
                     for i, (name, special) in enumerate(DEFAULT_MAILBOXES)
                 ],
             )
+            conn.executemany(
+                "INSERT INTO subscriptions (account_id, name) VALUES (?, ?)",
+                [(account_id, name) for name, _ in DEFAULT_MAILBOXES],
+            )
             return Account(int(account_id), canonical, pop3_policy)
 
         return self._write(op)
@@ -300,7 +314,13 @@ class SqliteStore(Store):
             )
             # Cascades to messages and expunged. Aliases pointing at the account go too: left
             # behind they would turn into a relay to a local address that no longer exists.
-            conn.execute("DELETE FROM mailboxes WHERE account_id = ?", (account_id,))
+            gone = [
+                MailboxDeleted(int(mailbox_id))
+                for (mailbox_id,) in conn.execute(
+                    "DELETE FROM mailboxes WHERE account_id = ? RETURNING id", (account_id,)
+                )
+            ]
+            tx.after_commit(lambda: self._changes.publish(list(gone)))
             conn.execute("DELETE FROM aliases WHERE target = ?", (canonical,))
             conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
             self._release_blobs(tx, refs)
@@ -464,21 +484,24 @@ class SqliteStore(Store):
         if not accounts and not remotes:
             message.abort()
             return
-        # 1. The file work (fsync, link, fsync the directory) is the op's prepare step, run by
-        #    the writer for the whole batch at once (writer.py). A large file is fsynced in the
-        #    pool first, so that the batch does not wait for it (INLINE_FSYNC_MAX).
+        # The file work (fsync, link, fsync the directory) is the op's prepare step, run by the
+        # writer for the whole batch at once; the rows go in the next group commit.
+        await self._write_with_blob(
+            message, lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes)
+        )
+
+    async def _write_with_blob(self, message: StagedBlob, op: Callable[[Transaction], T]) -> T:
+        """Commit `op`, which references `message`'s blob, with deliver()'s file discipline:
+        the file is fsynced and linked in the op's prepare step (writer.py), or first in the
+        pool when it is large (INLINE_FSYNC_MAX), so that the batch does not wait for it."""
         prepared: list[Future[Any]] = []
         try:
             if message.size > INLINE_FSYNC_MAX:
                 prepared.append(self._pool.submit(message.finish, self.durable))
                 await asyncio.wrap_future(prepared[0])
-            # 2. the rows, in the next group commit; the temp name goes after it.
-            written = self.writer.submit(
-                lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes),
-                prepare=lambda: self._prepare_blob(message),
-            )
+            written = self.writer.submit(op, prepare=lambda: self._prepare_blob(message))
             prepared.append(written)
-            await asyncio.wrap_future(written)
+            return await asyncio.wrap_future(written)
         except BaseException:
             # Clean up only once no worker touches the file any more (a cancelled await does
             # not stop them). A blob already linked stays: an orphan is legal.
@@ -490,6 +513,22 @@ class SqliteStore(Store):
         link it to its address and fsync that directory (blobs.py)."""
         message.finish(self.durable)
         self.files.publish(message)
+
+    def _place_blob(self, tx: Transaction, message: StagedBlob, refs: int) -> None:
+        """Under the write lock: make the blob's address hold a durable file (blobs.py
+        `ensure`) and add `refs` references to its row; the temp name goes after the commit."""
+        conn = tx.conn
+        sha = message.sha256
+        committed = conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+        relinked = self.files.ensure(message, committed is not None)
+        if relinked is not None:
+            tx.sync_dir(relinked)
+        tx.after_commit(message.abort)  # the temp name; the blob keeps its own
+        conn.execute(
+            "INSERT INTO blobs (sha256, size, refcount, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO UPDATE SET refcount = refcount + excluded.refcount",
+            (sha, message.size, refs, int(time.time())),
+        )
 
     def _deliver_op(
         self,
@@ -509,16 +548,8 @@ class SqliteStore(Store):
                 raise NotFound(f"no account with id {account_id}")
             inboxes.append(int(row[0]))
         sha, size, now = message.sha256, message.size, int(time.time())
-        committed = conn.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
-        relinked = self.files.ensure(message, committed is not None)
-        if relinked is not None:
-            tx.sync_dir(relinked)
-        tx.after_commit(message.abort)  # the temp name; the blob keeps its own
-        conn.execute(
-            "INSERT INTO blobs (sha256, size, refcount, created) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (sha256) DO UPDATE SET refcount = refcount + excluded.refcount",
-            (sha, size, len(inboxes) + len(remotes), now),
-        )
+        self._place_blob(tx, message, len(inboxes) + len(remotes))
+        appended: list[Appended] = []
         for mailbox_id in inboxes:
             uid, modseq = conn.execute(
                 "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
@@ -530,6 +561,9 @@ class SqliteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (mailbox_id, uid, sha, now, size, modseq),
             )
+            appended.append(Appended(mailbox_id, (int(uid),)))
+        if appended:
+            tx.after_commit(lambda: self._changes.publish(list(appended)))
         if remotes:
             mail_params = json.dumps(dict(envelope.mail_params), sort_keys=True)
             origin = json.dumps(
@@ -595,6 +629,7 @@ class SqliteStore(Store):
         mailbox_id, modseq = int(row[0]), int(row[1]) + 1
         changed = 0
         released: Counter[str] = Counter()
+        expunged: list[int] = []
         for uid in uids:  # UIDs another session expunged meanwhile are simply gone
             if policy == "delete":
                 found = conn.execute(
@@ -608,6 +643,7 @@ class SqliteStore(Store):
                     "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
                     (mailbox_id, uid, modseq),
                 )
+                expunged.append(uid)
                 changed += 1
             else:
                 changed += conn.execute(
@@ -620,6 +656,9 @@ class SqliteStore(Store):
                 "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
             )
         self._release_blobs(tx, released)
+        if expunged:  # the same event an IMAP EXPUNGE publishes
+            event = Expunged(mailbox_id, tuple(expunged))
+            tx.after_commit(lambda: self._changes.publish([event]))
 
     # ----- queue ---------------------------------------------------------------------------------
     def queue_size(self) -> int:
@@ -674,20 +713,3 @@ def _abort_when_done(message: StagedBlob, futures: list[Future[Any]]) -> None:
 def _check_policy(policy: str) -> None:
     if policy not in POP3_POLICIES:
         raise ValueError(f"unknown POP3 policy {policy!r}; expected one of {POP3_POLICIES}")
-
-
-def _allocate_uidvalidity(conn: sqlite3.Connection, count: int) -> int:
-    """The first of `count` fresh UIDVALIDITY values: time-based (like Dovecot), but strictly
-    above every value handed out before, so a mailbox recreated in the same second (or after
-    the clock stepped back) never gets an old incarnation's value. 32-bit (RFC 3501 9)."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'last_uidvalidity'").fetchone()
-    last = int(row[0]) if row else 0
-    first = max(int(time.time()), last + 1)
-    if first + count - 1 >= 2**32:
-        raise StorageUnavailable("UIDVALIDITY space exhausted")
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('last_uidvalidity', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (str(first + count - 1),),
-    )
-    return first

@@ -1,0 +1,140 @@
+"""The change bus: in-process publish/subscribe of committed mailbox changes (IMAP IDLE etc.).
+
+Invariants:
+- Commit first, then publish. The store publishes from a `Transaction.after_commit` hook,
+  which the writer runs only once the batch's COMMIT succeeded, and only for the ops whose
+  savepoint survived (writer.py). A rolled-back op or batch publishes nothing, so a subscriber
+  never sees a change that a reader could not see yet or ever.
+- Events of one mailbox reach each subscriber in commit order: the writer thread publishes in
+  commit order and every subscriber's event loop receives them through `call_soon_threadsafe`,
+  which is FIFO.
+- Publishing never blocks and never raises into the store: a subscriber whose event loop has
+  closed is dropped.
+- Nothing here is durable: a subscriber that needs the state after a restart reads the store
+  (UIDs, MODSEQs and the `expunged` table); the bus only says "look again, here is what changed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+
+from mailwright.store.api import FlagChange
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    mailbox_id: int
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsChanged:
+    mailbox_id: int
+    changes: tuple[FlagChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Expunged:
+    mailbox_id: int
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxDeleted:
+    """The mailbox is gone (DELETE, or the account was removed by a future caller)."""
+
+    mailbox_id: int
+
+
+Change = Appended | FlagsChanged | Expunged | MailboxDeleted
+
+
+class Subscription:
+    """One subscriber's queue of changes to one mailbox. Use on the event loop that made it."""
+
+    def __init__(self, bus: ChangeBus, mailbox_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.mailbox_id = mailbox_id
+        self._bus = bus
+        self._loop = loop
+        self._events: deque[Change] = deque()
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def _push(self, event: Change) -> None:  # on our loop
+        if not self.closed:
+            self._events.append(event)
+            self._ready.set()
+
+    def pending(self) -> list[Change]:
+        """Take every event received so far, without waiting (NOOP / after a command)."""
+        events = list(self._events)
+        self._events.clear()
+        self._ready.clear()
+        return events
+
+    async def wait(self) -> list[Change]:
+        """Wait until at least one event arrived, then take them all (IDLE)."""
+        while not self._events:
+            self._ready.clear()
+            await self._ready.wait()
+        return self.pending()
+
+    def close(self) -> None:
+        """Stop receiving; idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._bus._remove(self)
+            self._events.clear()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ChangeBus:
+    """Subscribers by mailbox id. `publish` is thread-safe (the writer thread calls it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[int, set[Subscription]] = {}
+
+    def subscribe(self, mailbox_id: int) -> Subscription:
+        """Must be called on a running event loop; events are delivered on it."""
+        sub = Subscription(self, mailbox_id, asyncio.get_running_loop())
+        with self._lock:
+            self._subs.setdefault(mailbox_id, set()).add(sub)
+        return sub
+
+    def subscribers(self, mailbox_id: int) -> int:
+        with self._lock:
+            return len(self._subs.get(mailbox_id, ()))
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.mailbox_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.mailbox_id]
+
+    def publish(self, events: list[Change]) -> None:
+        """Hand committed events to their subscribers' loops. Call only after the commit."""
+        for event in events:
+            with self._lock:
+                targets = list(self._subs.get(event.mailbox_id, ()))
+            for sub in targets:
+                try:
+                    sub._loop.call_soon_threadsafe(sub._push, event)
+                except RuntimeError:  # that loop is closed: its session is gone
+                    self._remove(sub)

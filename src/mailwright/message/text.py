@@ -17,7 +17,9 @@ from mailwright.message.headers import first_fields
 from mailwright.message.limits import MAX_TEXT, MAX_TEXT_HEADER
 from mailwright.message.mime import Entity, param
 
-_SEARCH_HEADERS = (b"subject", b"from", b"to", b"cc")
+# Header fields whose decoded values open the search text, in this order (imap/search_eval.py
+# relies on the order to tell header text from body text).
+SEARCH_HEADERS = (b"subject", b"from", b"to", b"cc")
 # `<[^<>]*>` rather than `<[^>]*>`: each match attempt stops at the next "<", so a flood of
 # "<" without ">" stays linear instead of quadratic.
 _TAG = re.compile(r"<[^<>]*>")
@@ -71,8 +73,8 @@ def search_text(raw: bytes, top: Entity) -> str:
     """Header values then text parts, joined by newlines, cut at MAX_TEXT characters."""
     pieces: list[str] = []
     budget = MAX_TEXT
-    fields = first_fields(raw, top.start, top.body_start, frozenset(_SEARCH_HEADERS))
-    for name in _SEARCH_HEADERS:
+    fields = first_fields(raw, top.start, top.body_start, frozenset(SEARCH_HEADERS))
+    for name in SEARCH_HEADERS:
         if name in fields:
             pieces.append(decode_header_value(fields[name]))
             budget -= len(pieces[-1]) + 1

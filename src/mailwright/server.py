@@ -321,10 +321,10 @@ class Server:
         try:
             async with asyncio.timeout(5):
                 await conn.send(listener.module.busy_reply(self.config.hostname))
-        except Exception:  # the peer may be gone already; nothing to tell it then
+        except OSError:  # gone or too slow (TimeoutError is an OSError): nothing to tell it
             pass
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):
                 await conn.close()
 
     async def _drain_sessions(self, grace: float) -> None:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Final, assert_never
 
 from mailwright.auth.sasl import (
-    LOGIN_PASSWORD_CHALLENGE,
-    LOGIN_USERNAME_CHALLENGE,
     MECHANISMS,
-    SaslError,
-    decode_base64,
-    parse_login_field,
-    parse_plain,
+    PROXY_REFUSED,
+    Challenge,
+    Failure,
+    SaslExchange,
+    SaslStep,
+    Success,
 )
 from mailwright.net.connection import Connection
 from mailwright.pop3 import responses as r
@@ -103,8 +103,7 @@ class Pop3Session:
         self.core = Pop3Connection(self.config.max_command_line)
         self.errors = 0
         self.username: str | None = None  # from USER, until PASS
-        self.sasl_mechanism: str | None = None
-        self.sasl_username: str | None = None  # LOGIN's first step
+        self.sasl: SaslExchange | None = None  # during AUTH
         self.account: Account | None = None
         self.maildrop: Maildrop | None = None
         self.locked: int | None = None  # account id whose lock this session holds
@@ -298,48 +297,42 @@ class Pop3Session:
         self.username = None
         if self.core.state is State.USER_GIVEN:
             self.core.set_state(State.AUTHORIZATION)
-        self.sasl_mechanism = mechanism
-        self.sasl_username = None
+        self.sasl = SaslExchange(mechanism)
         self.core.set_state(State.SASL)
-        if initial is None:
-            challenge = "" if mechanism == "PLAIN" else LOGIN_USERNAME_CHALLENGE
-            self.conn.write(r.continuation(challenge))
-        else:
-            await self._sasl_step(SaslResponse(initial))
+        step = self.sasl.start(None)
+        if initial is not None:
+            # The initial response is taken as the answer to the first challenge, so "*" cancels
+            # and "=" is an empty response, which PLAIN and LOGIN refuse as malformed (RFC 5034 4).
+            step = self.sasl.step(initial.encode("ascii", "replace"))
+        await self._sasl_outcome(step)
 
     async def _sasl_step(self, response: SaslResponse) -> None:
-        mechanism = self.sasl_mechanism
-        assert mechanism is not None, "SASL state without a mechanism"
-        if response.cancelled:
-            self._end_sasl()
-            self._error(r.err("Authentication cancelled"))  # RFC 5034 4
-            return
-        try:
-            decoded = decode_base64(response.data)
-            if mechanism == "PLAIN":
-                creds = parse_plain(decoded)
-                if creds.authzid and creds.authzid.lower() != creds.username.lower():
-                    # We offer no proxy authorization (RFC 4616 2): acting as another user fails.
-                    log.info("pop3: refused authzid from %s", self.conn.peer_ip)
-                    self._end_sasl()
-                    self._error(r.INVALID_CREDENTIALS)
-                    return
-                await self._login(creds.username, creds.password)  # from SASL
-            elif self.sasl_username is None:
-                self.sasl_username = parse_login_field(decoded, "username")
+        assert self.sasl is not None, "SASL state without an exchange"
+        await self._sasl_outcome(self.sasl.step(response.data.encode("ascii", "replace")))
+
+    async def _sasl_outcome(self, step: SaslStep) -> None:
+        match step:
+            case Challenge(text=text):
                 self.core.set_state(State.SASL)
-                self.conn.write(r.continuation(LOGIN_PASSWORD_CHALLENGE))
-            else:
-                username = self.sasl_username
-                password = parse_login_field(decoded, "password")
-                await self._login(username, password)  # from SASL
-        except SaslError as exc:
-            self._end_sasl()
-            self._error(r.err(f"Invalid SASL response: {exc}"))
+                self.conn.write(r.continuation(text))
+            case Failure(cancelled=True):
+                self._end_sasl()
+                self._error(r.err("Authentication cancelled"))  # RFC 5034 4
+            case Failure(reason=reason) if reason == PROXY_REFUSED:
+                # We offer no proxy authorization (RFC 4616 2): acting as another user fails.
+                log.info("pop3: refused authzid from %s", self.conn.peer_ip)
+                self._end_sasl()
+                self._error(r.INVALID_CREDENTIALS)
+            case Failure(reason=reason):
+                self._end_sasl()
+                self._error(r.err(f"Invalid SASL response: {reason}"))
+            case Success(credentials=creds):
+                await self._login(creds.username, creds.password)  # from SASL
+            case _:
+                assert_never(step)
 
     def _end_sasl(self) -> None:
-        self.sasl_mechanism = None
-        self.sasl_username = None
+        self.sasl = None
         if self.core.state is State.SASL:
             self.core.set_state(State.AUTHORIZATION)
 
@@ -349,8 +342,7 @@ class Pop3Session:
         Called in USER_GIVEN or SASL; ends in TRANSACTION, or in AUTHORIZATION on any failure.
         """
         self.username = None
-        self.sasl_mechanism = None
-        self.sasl_username = None
+        self.sasl = None
         account = await self.services.authenticator.authenticate(
             username, password, self.conn.peer_ip
         )

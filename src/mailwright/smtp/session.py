@@ -11,7 +11,7 @@ Invariants (see also the package docstring):
   timeout, cancellation, crash).
 - Every error a client can cause is a reply. An exception from a bug is logged, answered with
   421 and ends this connection only.
-- Passwords exist only in local variables of `_finish_auth`; nothing here logs them.
+- Passwords exist only in the SASL `Success` and `_finish_auth`'s locals; nothing logs them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import email.utils
 import logging
 import secrets
 import ssl
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, assert_never
 
@@ -79,6 +78,8 @@ SUBMISSION_LISTENERS: Final = frozenset({"submission", "submissions"})
 # A client that never completes its TLS handshake must not hold the socket for the full
 # command timeout (RFC 3207 gives none; Postfix's smtpd_starttls_timeout is 300 s per read).
 TLS_HANDSHAKE_TIMEOUT: Final = 30.0
+# RFC 4954 6 / RFC 4616 2: we offer no proxy authorization.
+AUTHZID_REFUSED: Final = Reply(535, "5.7.8", "Authorization identity not allowed")
 HELP_LINES: Final = (
     "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
     "See RFC 5321 and https://www.rfc-editor.org/rfc/rfc5321",
@@ -92,12 +93,6 @@ def busy_reply(hostname: str) -> bytes:
 
 def _has_non_ascii(address: str) -> bool:
     return not address.isascii()
-
-
-@dataclass
-class _Sasl:
-    mechanism: str  # "PLAIN" or "LOGIN"
-    username: str | None = None  # LOGIN, once the first response came
 
 
 class Session:
@@ -118,7 +113,7 @@ class Session:
         self.helo = ""
         self.esmtp = False
         self.account: Account | None = None
-        self.sasl: _Sasl | None = None
+        self.sasl: sasl.SaslExchange | None = None
         self._reset_transaction()
 
     # ----- plumbing ------------------------------------------------------------------------------
@@ -477,47 +472,41 @@ class Session:
         if cmd.mechanism not in sasl.MECHANISMS:
             self.reply(Reply(504, "5.5.4", "Unrecognized authentication type"))
             return
-        self.sasl = _Sasl(cmd.mechanism)
-        if cmd.initial is None:
-            challenge = "" if cmd.mechanism == "PLAIN" else sasl.LOGIN_USERNAME_CHALLENGE
-            self._challenge(challenge)
-            return
-        await self._auth_response(cmd.initial.encode("ascii", "replace"))
-
-    def _challenge(self, text: str) -> None:
-        self.out += render(Reply(334, "", text), enhanced=False)
-        self.core.expect_auth_response()
+        self.sasl = sasl.SaslExchange(cmd.mechanism)
+        step = self.sasl.start(None)
+        if cmd.initial is not None:
+            # The initial response is taken as the answer to the first challenge, so "*" cancels
+            # and "=" is an empty response, which PLAIN and LOGIN refuse as malformed (RFC 4954 4).
+            step = self.sasl.step(cmd.initial.encode("ascii", "replace").strip())
+        await self._sasl_step(step)
 
     async def _auth_response(self, line: bytes) -> None:
-        state = self.sasl
-        if state is None:  # cannot happen: the core only yields these after a challenge
+        if self.sasl is None:  # cannot happen: the core only yields these after a challenge
             self.reply(R.BAD_SEQUENCE)
             return
-        if line.strip() == b"*":
-            self.sasl = None
-            self.reply(R.AUTH_CANCELLED)  # RFC 4954 4
-            return
-        try:
-            decoded = sasl.decode_base64(line)
-            if state.mechanism == "PLAIN":
-                creds = sasl.parse_plain(decoded)
-                username, password = creds.username, creds.password
-                if creds.authzid and creds.authzid != creds.username:
-                    self.sasl = None
-                    self.reply(Reply(535, "5.7.8", "Authorization identity not allowed"))
-                    return
-            elif state.username is None:
-                state.username = sasl.parse_login_field(decoded, "username")
-                self._challenge(sasl.LOGIN_PASSWORD_CHALLENGE)
-                return
-            else:
-                username, password = state.username, sasl.parse_login_field(decoded, "password")
-        except sasl.SaslError:
-            self.sasl = None
-            self.reply(R.AUTH_MALFORMED)
+        await self._sasl_step(self.sasl.step(line.strip()))
+
+    async def _sasl_step(self, step: sasl.SaslStep) -> None:
+        if isinstance(step, sasl.Challenge):
+            self.out += render(Reply(334, "", step.text), enhanced=False)
+            self.core.expect_auth_response()
             return
         self.sasl = None
-        await self._finish_auth(username, password)
+        match step:
+            case sasl.Failure(cancelled=True):
+                self.reply(R.AUTH_CANCELLED)  # RFC 4954 4
+            case sasl.Failure(reason=sasl.PROXY_REFUSED):
+                self.reply(AUTHZID_REFUSED)
+            case sasl.Failure():
+                self.reply(R.AUTH_MALFORMED)
+            case sasl.Success(credentials=creds):
+                if creds.authzid and creds.authzid != creds.username:
+                    # SMTP has always compared case-sensitively; the exchange ignores case.
+                    self.reply(AUTHZID_REFUSED)
+                    return
+                await self._finish_auth(creds.username, creds.password)
+            case _:
+                assert_never(step)
 
     async def _finish_auth(self, username: str, password: str) -> None:
         account = await self.services.authenticator.authenticate(

@@ -7,6 +7,8 @@ Invariants of the package:
 - All writes go through one group-commit writer per process (writer.py).
 - Commit first, then publish: the change bus (changes.py) hears of a change only after the
   commit that made it durable and visible, never of a rolled-back one.
+- A message is parsed once, when its blob first enters a mailbox: its MessageInfo (ENVELOPE,
+  BODYSTRUCTURE...) and its full-text index row are committed with the blob (textindex.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mailwright.store.api import (
     Store,
     StoredMessage,
     StoreError,
+    TextField,
     normalize_address,
     normalize_domain,
     normalize_mailbox_name,
@@ -88,6 +91,7 @@ __all__ = [
     "StoreError",
     "StoredMessage",
     "Subscription",
+    "TextField",
     "normalize_address",
     "normalize_domain",
     "normalize_mailbox_name",

@@ -25,11 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    from mailwright.message import MessageInfo
     from mailwright.store.changes import ChangeBus
 
 Pop3Policy = Literal["delete", "keep"]
 POP3_POLICIES: tuple[Pop3Policy, ...] = ("delete", "keep")
 FlagMode = Literal["add", "remove", "replace"]
+# SEARCH keys answered by the full-text index (RFC 9051 6.4.4): BODY looks in the decoded text
+# parts, TEXT in those and the header fields.
+TextField = Literal["TEXT", "BODY"]
 FLAG_MODES: tuple[FlagMode, ...] = ("add", "remove", "replace")
 # Mailbox names use "/" as the hierarchy delimiter (RFC 3501 5.1.1); "INBOX" in any case is INBOX.
 HIERARCHY_DELIMITER = "/"
@@ -386,6 +390,33 @@ class Store(abc.ABC):
         self, src_mailbox_id: int, uids: Sequence[int], dst_mailbox_id: int
     ) -> list[tuple[int, int]]:
         """Copy, then expunge from the source, in one transaction (RFC 6851)."""
+
+    # ----- IMAP: parsed messages and full-text search ----------------------------------------
+    # Each blob is analyzed once, when it first enters a mailbox (deliver or append): ENVELOPE,
+    # BODY and BODYSTRUCTURE as ready-to-send bytes, part offsets and search text are stored
+    # with it, and its text goes into a full-text index in the same transaction.
+    @abc.abstractmethod
+    def message_info(self, blob: str) -> MessageInfo:
+        """Parsed facts of a stored message (`MessageRecord.blob`), from the stored metadata;
+        a blob stored without it (or with an older FORMAT_VERSION) is analyzed from its file,
+        the result kept in memory only. Raises NotFound for an unknown blob (or one removed
+        meanwhile). Safe from any thread; cheap: an LRU cache of parsed MessageInfo keyed by
+        blob (bounded in entries and memory) answers repeated FETCHes."""
+
+    @abc.abstractmethod
+    def message_infos(self, blobs: Sequence[str]) -> dict[str, MessageInfo]:
+        """`message_info` for many blobs, with one query for the cache misses. Blobs unknown
+        to the store (expunged and released meanwhile) are missing from the result rather than
+        failing the lot. A cold batch costs tens of microseconds per message (JSON decoding):
+        run a whole mailbox's worth off the event loop."""
+
+    @abc.abstractmethod
+    def search_text(self, mailbox_id: int, field: TextField, needle: str) -> frozenset[int]:
+        """UIDs of the mailbox's messages whose decoded text contains `needle` as a
+        case-insensitive substring (RFC 9051 6.4.4; both sides `str.casefold()`ed, as the
+        search evaluator's `fold` does). BODY: the decoded text parts; TEXT: those and every
+        top-level header field as "name: value" (RFC 2047 decoded). An empty needle matches
+        every message; an unknown mailbox gives an empty set. Uses the full-text index."""
 
     @property
     @abc.abstractmethod

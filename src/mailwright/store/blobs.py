@@ -31,12 +31,17 @@ import secrets
 import threading
 import weakref
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from mailwright.store.api import StorageUnavailable
 
+if TYPE_CHECKING:
+    from mailwright.store.textindex import Analysis
+
 # Bytes kept in memory before a write(2): large enough that a 4 KB-100 KB message is one system
-# call, small enough that 1,000 concurrent receptions cost at most 64 MB.
+# call, small enough that 1,000 concurrent receptions cost at most 64 MB. A message that never
+# fills it is still whole in memory at `finish()`, which keeps those bytes for the analysis at
+# delivery (`raw()`): no re-read for most mail, and no memory beyond this same bound.
 WRITE_BUFFER: Final = 64 * 1024
 # errno values that mean "the disk cannot take this now", not "the code is wrong".
 UNAVAILABLE_ERRNOS: Final = frozenset(
@@ -98,6 +103,11 @@ class StagedBlob:
         self._hash = hashlib.sha256()
         self._size = 0
         self._finished = False
+        self._flushed = False  # some bytes went to the file before finish()
+        self._raw: bytes | None = None  # the whole message, when finish() found it in memory
+        # Set by the store between finish() and the commit (sqlite.py `_prepare_blob`): the
+        # parsed facts and index text of a blob that is new to the store, else None.
+        self.analysis: Analysis | None = None
         self._finalizer = weakref.finalize(self, _discard, self._fd, self.path)
 
     @property
@@ -127,6 +137,7 @@ class StagedBlob:
 
     def _flush(self) -> None:
         if self._buffer:
+            self._flushed = True
             try:
                 _write_all(self._fd[0], self._buffer)
             except OSError as exc:
@@ -141,6 +152,8 @@ class StagedBlob:
         (`abort()`) to the caller.
         """
         if not self._finished:
+            if not self._flushed:
+                self._raw = bytes(self._buffer)
             self._flush()
             try:
                 if durable:
@@ -151,9 +164,23 @@ class StagedBlob:
             self._finished = True
         return self.sha256
 
+    def raw(self) -> bytes:
+        """The message's bytes, after `finish()`: kept from memory when the message never
+        outgrew WRITE_BUFFER, else read back from the temp file (page cache, not the disk).
+        Called in a worker (the writer's prepare step or the pool), never on the event loop."""
+        if not self._finished:
+            raise RuntimeError("raw() before finish()")
+        if self._raw is not None:
+            return self._raw
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            _reraise(exc)
+
     def abort(self) -> None:
         """Remove the temp file. Idempotent, and harmless after the message was placed."""
         self._finalizer()
+        self._raw = None
 
 
 class BlobFiles:
@@ -197,7 +224,7 @@ class BlobFiles:
     def stage(self) -> StagedBlob:
         return StagedBlob(self.tmp)
 
-    def publish(self, staged: StagedBlob) -> None:
+    def publish(self, staged: StagedBlob) -> bool:
         """Give a temp file its content address (a hard link) and make that name durable.
 
         Runs in the writer's prepare step after `StagedBlob.finish` (the data fsync), before
@@ -205,6 +232,9 @@ class BlobFiles:
         references it; until then a file at an address may be incomplete (after a crash),
         and `ensure()` replaces rather than trusts it. If the name exists already (the same
         bytes, from another delivery), nothing is linked here; `ensure()` decides.
+
+        Returns True when it made the name: then no committed row references these bytes
+        (a committed row's file is at its address), so the blob is new to the store.
         """
         target = self.path(staged.sha256)
         try:
@@ -212,11 +242,12 @@ class BlobFiles:
             try:
                 os.link(staged.path, target)
             except FileExistsError:
-                return  # a committed row vouches for it, or ensure() replaces it (and syncs)
+                return False  # a committed row vouches for it, or ensure() replaces it
             if self.durable:
                 fsync_dir(target.parent)
         except OSError as exc:
             _reraise(exc)
+        return True
 
     def ensure(self, staged: StagedBlob, committed: bool) -> Path | None:
         """Make the blob's address hold this (finished, fsynced) file or a committed one.

@@ -130,10 +130,12 @@ class SqliteImapOps:
         async def _awrite(self, op: Callable[[Transaction], T]) -> T: ...
 
         async def _write_with_blob(
-            self, message: StagedBlob, op: Callable[[Transaction], T]
+            self, message: StagedBlob, op: Callable[[Transaction], T], *, analyze: bool
         ) -> T: ...
 
-        def _place_blob(self, tx: Transaction, message: StagedBlob, refs: int) -> None: ...
+        def _place_blob(
+            self, tx: Transaction, message: StagedBlob, refs: int, *, analyze: bool
+        ) -> None: ...
 
         def _release_blobs(self, tx: Transaction, counts: Counter[str]) -> None: ...
 
@@ -358,7 +360,7 @@ class SqliteImapOps:
         def op(tx: Transaction) -> AppendResult:
             conn = tx.conn
             mailbox_id = _mailbox_id(conn, account_id, canonical)
-            self._place_blob(tx, message, 1)
+            self._place_blob(tx, message, 1, analyze=True)
             uid, modseq, uidvalidity = _next_uid(conn, mailbox_id)
             conn.execute(
                 "INSERT INTO messages (mailbox_id, uid, blob, internal_date, size, flags, modseq) "
@@ -368,7 +370,7 @@ class SqliteImapOps:
             _publish_after_commit(tx, self.changes, [Appended(mailbox_id, (uid,))])
             return AppendResult(uidvalidity=uidvalidity, uid=uid)
 
-        return await self._write_with_blob(message, op)
+        return await self._write_with_blob(message, op, analyze=True)
 
     async def store_flags(
         self,

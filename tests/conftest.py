@@ -71,7 +71,7 @@ START_TIMEOUT = 30.0
 
 def base_env(data_dir: Path, durable: bool) -> dict[str, str]:
     env = {f"MAILWRIGHT_LISTEN_{name.upper()}": f"{HOST}:0" for name in
-           ("smtp", "submission", "submissions", "pop3", "pop3s")}
+           ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")}
     env.update(
         MAILWRIGHT_DATA=str(data_dir),
         MAILWRIGHT_HOSTNAME=TEST_HOSTNAME,

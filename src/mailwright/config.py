@@ -10,7 +10,8 @@ Environment variables (each overrides the file):
   MAILWRIGHT_DATA, MAILWRIGHT_HOSTNAME, MAILWRIGHT_CONFIG (the file itself),
   MAILWRIGHT_LISTEN_<NAME> for NAME in SMTP, SUBMISSION, SUBMISSIONS, POP3, POP3S, IMAP, IMAPS
   ("host:port"; an empty value turns the listener off; port 0 picks a free port),
-  MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [auth], [tls], [store] tables,
+  MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [imap], [auth], [tls], [store]
+  tables,
   e.g. MAILWRIGHT_SMTP_MAX_MESSAGE_SIZE=10485760 or MAILWRIGHT_AUTH_ALLOW_PLAINTEXT=true.
 """
 
@@ -34,9 +35,6 @@ LISTENER_NAMES: Final = (
     "imap",
     "imaps",
 )
-# Listeners whose protocol is not served yet: configuring them logs a warning (issue: IMAP).
-RESERVED_LISTENERS: Final = frozenset({"imap", "imaps"})
-
 # Unprivileged ports for the embedded default (DESIGN.md); production configs name 25/587/465/...
 DEFAULT_LISTENERS: Final[Mapping[str, str | None]] = {
     "smtp": "127.0.0.1:2525",
@@ -44,8 +42,8 @@ DEFAULT_LISTENERS: Final[Mapping[str, str | None]] = {
     "submissions": "127.0.0.1:2465",
     "pop3": "127.0.0.1:2110",
     "pop3s": "127.0.0.1:2995",
-    "imap": None,
-    "imaps": None,
+    "imap": "127.0.0.1:2143",
+    "imaps": "127.0.0.1:2993",
 }
 
 
@@ -99,6 +97,21 @@ class Pop3Config:
 
 
 @dataclass(frozen=True, slots=True)
+class ImapConfig:
+    # RFC 9051 5.4: the inactivity autologout timer MUST be at least 30 minutes; IDLE clients
+    # re-issue IDLE within that time (RFC 2177 3).
+    idle_timeout: float = 1800.0
+    # APPENDLIMIT (RFC 7889): the largest message APPEND accepts, like SMTP's SIZE.
+    max_message_size: int = 50 * 1024 * 1024
+    # Client errors (BAD/NO for bad syntax) before the connection is closed.
+    max_errors: int = 50
+    # Commands a client may send per second before it is slowed down (a runaway or hostile loop).
+    max_commands_per_second: int = 2000
+    max_connections_per_ip: int = 50
+    max_connections: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
     # RFC 8314 / RFC 4954 14: no plaintext passwords on an unencrypted channel unless allowed.
     allow_plaintext: bool = False
@@ -130,6 +143,7 @@ class Config:
     listeners: Mapping[str, Listen]  # only the enabled ones, by name
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     pop3: Pop3Config = field(default_factory=Pop3Config)
+    imap: ImapConfig = field(default_factory=ImapConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -147,6 +161,7 @@ class Config:
 _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "smtp": SmtpConfig,
     "pop3": Pop3Config,
+    "imap": ImapConfig,
     "auth": AuthConfig,
     "tls": TlsConfig,
     "store": StoreConfig,
@@ -277,9 +292,6 @@ def load(
         value = listen_values[name]
         listen = parse_listen(value, name) if value else None
         if listen is None:
-            continue
-        if name in RESERVED_LISTENERS:
-            warnings.append(f"listener {name} is configured but IMAP is not served yet; ignored")
             continue
         listeners[name] = listen
 

@@ -7,15 +7,15 @@ Invariants:
   one-line reason for `mailwright serve` to print.
 - Each accepted connection runs its protocol's `serve()` in its own task. An exception escaping a
   session is logged with its traceback and ends only that connection; the server carries on.
-- Connection limits ([smtp]/[pop3] max_connections_per_ip, max_connections) count all listeners
-  of one protocol together and are checked before a session starts; a refused client gets the
-  protocol's busy reply and is closed.
+- Connection limits ([smtp]/[pop3]/[imap] max_connections_per_ip, max_connections) count all
+  listeners of one protocol together and are checked before a session starts; a refused client
+  gets the protocol's busy reply and is closed.
 - `stop()` stops accepting, cancels sessions that are waiting for their client at once, lets
   busy ones (say, committing a message) finish for up to `grace` seconds, then cancels the rest
   and closes the store, which finishes pending commits. So a clean shutdown never loses a
   message whose 250 was sent, and never leaves one half-written.
-- Implicit-TLS listeners (submissions, pop3s) hand the session a connection whose handshake is
-  complete; STARTTLS listeners hand a plaintext one and the session upgrades it.
+- Implicit-TLS listeners (submissions, pop3s, imaps) hand the session a connection whose
+  handshake is complete; STARTTLS listeners hand a plaintext one and the session upgrades it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from mailwright.auth.authenticator import Authenticator
-from mailwright.config import Config, ConfigError, Listen
+from mailwright.config import Config, ConfigError, ImapConfig, Listen, Pop3Config, SmtpConfig
 from mailwright.delivery import Deliverer
 from mailwright.net.connection import Connection
 from mailwright.net.limits import ConnectionLimiter
@@ -53,13 +53,15 @@ class ListenerKind:
     label: str  # for the banner and logs
 
 
-# What each listener name means (config.LISTENER_NAMES). IMAP joins in its own issue.
+# What each listener name means (config.LISTENER_NAMES).
 LISTENER_KINDS: Final[Mapping[str, ListenerKind]] = {
     "smtp": ListenerKind("smtp", "starttls", "SMTP MX (25)"),
     "submission": ListenerKind("smtp", "starttls", "SMTP submission (587)"),
     "submissions": ListenerKind("smtp", "implicit", "SMTP submission (465)"),
     "pop3": ListenerKind("pop3", "starttls", "POP3 (110)"),
     "pop3s": ListenerKind("pop3", "implicit", "POP3 (995)"),
+    "imap": ListenerKind("imap", "starttls", "IMAP (143)"),
+    "imaps": ListenerKind("imap", "implicit", "IMAP (993)"),
 }
 
 # RFC 8314 does not fix one; 30 s is what Postfix (smtpd_starttls_timeout is 300 s, but per read)
@@ -220,7 +222,7 @@ class Server:
         for name in self.config.listeners:
             kind = LISTENER_KINDS.get(name)
             if kind is None:
-                # config.py keeps reserved names (IMAP) out of `listeners`; anything else is new.
+                # Every name in config.LISTENER_NAMES has a kind; this guards a future one.
                 log.warning("listener %s has no protocol in this version; ignored", name)
                 continue
             if kind.protocol not in modules:
@@ -233,7 +235,10 @@ class Server:
         return planned
 
     def _limiter_for(self, protocol: str) -> ConnectionLimiter:
-        section = self.config.pop3 if protocol == "pop3" else self.config.smtp
+        cfg = self.config
+        section: SmtpConfig | Pop3Config | ImapConfig = (
+            cfg.pop3 if protocol == "pop3" else cfg.imap if protocol == "imap" else cfg.smtp
+        )
         return ConnectionLimiter(section.max_connections_per_ip, section.max_connections)
 
     async def _bind(self, listener: _Listener, listen: Listen, tls: ssl.SSLContext) -> None:

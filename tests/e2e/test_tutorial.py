@@ -23,7 +23,7 @@ import pytest
 from conftest import RunningServer
 
 MAILWRIGHT = [sys.executable, "-m", "mailwright"]
-LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s")
+LISTENERS = ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
 
 
 def test_classic_smtplib_then_poplib_tutorial(server: RunningServer) -> None:

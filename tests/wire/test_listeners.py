@@ -30,7 +30,7 @@ def test_listeners_json_matches_the_bound_ports(server: RunningServer) -> None:
     }
     assert {name: entry["tls"] for name, entry in listing.items()} == {
         "smtp": "starttls", "submission": "starttls", "submissions": "implicit",
-        "pop3": "starttls", "pop3s": "implicit",
+        "pop3": "starttls", "pop3s": "implicit", "imap": "starttls", "imaps": "implicit",
     }
 
 

@@ -57,6 +57,22 @@ ESEARCH_RETURN: Final = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 
 
 
+# RFC 9051 2.3.2: the system flags; \Recent only to be refused by the session. Anything else
+# after a backslash is a flag-extension ("\" atom) that no standard defines, so a message
+# cannot carry it (Dovecot answers BAD too).
+_MESSAGE_SYSTEM_FLAGS: Final = frozenset({
+    "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent"})
+
+
+def _message_flags(r: Reader, raws: list[bytes]) -> tuple[str, ...]:
+    """Flags for STORE and APPEND: keywords, and system flags (case-insensitive)."""
+    flags = flag_tuple(r, raws)
+    for flag in flags:
+        if flag.startswith("\\") and flag not in _MESSAGE_SYSTEM_FLAGS:
+            raise Bad(f"unknown system flag {flag[:30]}")
+    return flags
+
+
 # ----- SEARCH ------------------------------------------------------------------------------
 def _search_key(r: Reader) -> s.SearchKey:
     r.enter()
@@ -248,7 +264,7 @@ def _store(r: Reader, tag: str, uid: bool) -> c.Store:
         while r.peek() == 0x20:
             r.pos += 1
             raws.append(r.flag_bytes())
-    return c.Store(tag, seq, mode, word.endswith(".SILENT"), flag_tuple(r, raws), uid)
+    return c.Store(tag, seq, mode, word.endswith(".SILENT"), _message_flags(r, raws), uid)
 
 
 # ----- LIST / STATUS / ID ------------------------------------------------------------------
@@ -501,7 +517,7 @@ def append_head(data: bytes, utf8: bool = False) -> AppendHead | SyntaxErr | Non
         if not r.at_end():
             r.sp()
             if r.peek() == 0x28:
-                flags = flag_tuple(r, r.paren_list())
+                flags = _message_flags(r, r.paren_list())
                 if not r.at_end():
                     r.sp()
             if not r.at_end():

@@ -136,7 +136,10 @@ class Reader:
                     raise Bad("bad escape in quoted string")
                 b = data[self.pos]
                 self.pos += 1
-            elif b in (0, 0x0A, 0x0D) or (b > 0x7F and not self.utf8):
+            elif b in (0, 0x0A, 0x0D):
+                # 8-bit octets are allowed: RFC 9051 9 QUOTED-CHAR includes UTF8-2/3/4, and
+                # clients send UTF-8 passwords quoted. `text` still demands valid UTF-8, and
+                # `mailbox_name` modified UTF-7 from IMAP4rev1 clients.
                 raise Bad("bad character in quoted string")
             out.append(b)
 

@@ -3,6 +3,7 @@
     p.receive_data(data)        # b"" means the client closed its side
     ev = p.next_event()         # Command | SyntaxErr | Continuation | TooBig | AppendChunk
                                 # | AppendEnd | Done | SaslResponse | Closed | NEED_DATA
+                                # (Done also for a stray "DONE" line outside IDLE)
     p.start_idle(tag)           # after the session sent "+ idling" (RFC 2177 3)
     p.start_sasl(tag)           # after the session sent a "+ <challenge>" (RFC 9051 6.2.2)
     p.reject_append()           # the session answers NO to an APPEND (its bytes are skipped)
@@ -361,6 +362,10 @@ class ImapParser:
             self._cmd.clear()
             if not data:
                 return None  # an empty line is ignored, as Dovecot does
+            if data.upper() == b"DONE":
+                # A DONE after the server already ended IDLE (say, with a BAD): answered
+                # untagged, since a "DONE BAD" would be a tag the client never sent.
+                return Done()
             return parse_command(data, self.utf8)
         return self._literal_marker(line, m)
 

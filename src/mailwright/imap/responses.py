@@ -142,6 +142,8 @@ CLOSED: Final = Code("CLOSED")
 LIMIT: Final = Code("LIMIT")
 PRIVACYREQUIRED: Final = Code("PRIVACYREQUIRED")
 INUSE: Final = Code("INUSE")
+# RFC 9051 7.1: DELETE refused because the mailbox has children (we keep no \Noselect names).
+HASCHILDREN: Final = Code("HASCHILDREN")
 NOPERM: Final = Code("NOPERM")
 OVERQUOTA: Final = Code("OVERQUOTA")
 EXPUNGEISSUED: Final = Code("EXPUNGEISSUED")
@@ -337,8 +339,8 @@ def vanished(uids: Sequence[int], earlier: bool = False) -> bytes:
 
 
 __all__ = [
-    "ALERT", "ALREADYEXISTS", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED",
-    "CANNOT", "CLIENTBUG", "CLOSED", "EXPUNGEISSUED", "INUSE", "LIMIT", "MAX_QUOTED", "NIL",
+    "ALERT", "ALREADYEXISTS", "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "CANNOT",
+    "CLIENTBUG", "CLOSED", "EXPUNGEISSUED", "HASCHILDREN", "INUSE", "LIMIT", "MAX_QUOTED", "NIL",
     "NONEXISTENT", "NOPERM", "OVERQUOTA", "PRIVACYREQUIRED", "READ_ONLY", "READ_WRITE",
     "SERVERBUG", "TOOBIG", "TRYCREATE", "UNAVAILABLE", "UNKNOWN_CTE", "Code", "astring",
     "can_quote", "capability", "code_appenduid", "code_capability", "code_copyuid",

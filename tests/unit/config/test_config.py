@@ -5,10 +5,14 @@ import pytest
 from mailwright.config import ConfigError, Listen, load, parse_listen
 
 
-def test_defaults_are_unprivileged_loopback_ports_without_imap() -> None:
+def test_defaults_are_unprivileged_loopback_ports() -> None:
     config = load(environ={})
     assert config.listeners["smtp"] == Listen("127.0.0.1", 2525)
-    assert set(config.listeners) == {"smtp", "submission", "submissions", "pop3", "pop3s"}
+    assert config.listeners["imap"] == Listen("127.0.0.1", 2143)
+    assert config.listeners["imaps"] == Listen("127.0.0.1", 2993)
+    assert set(config.listeners) == {
+        "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"
+    }
     assert all(listen.port > 1024 for listen in config.listeners.values())
     assert config.data_dir == Path("./data").absolute()
 
@@ -19,10 +23,13 @@ def test_environment_overrides_listeners_and_empty_turns_one_off() -> None:
     assert "pop3" not in config.listeners
 
 
-def test_imap_listeners_are_reserved_and_only_warn() -> None:
-    config = load(environ={"MAILWRIGHT_LISTEN_IMAP": "127.0.0.1:2143"})
-    assert "imap" not in config.listeners
-    assert any("imap" in warning for warning in config.warnings)
+def test_imap_section_from_environment() -> None:
+    config = load(
+        environ={"MAILWRIGHT_LISTEN_IMAPS": "", "MAILWRIGHT_IMAP_MAX_MESSAGE_SIZE": "1000"}
+    )
+    assert "imaps" not in config.listeners
+    assert config.imap.max_message_size == 1000
+    assert config.imap.idle_timeout >= 1800  # RFC 9051 5.4
 
 
 def test_file_then_environment_precedence(tmp_path: Path) -> None:

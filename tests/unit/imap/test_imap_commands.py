@@ -220,6 +220,10 @@ BAD = [
     b"a LOGIN {3}\r\nb\x00b pw",  # NUL is not CHAR8
     b"a LOGIN \"bob\x00\" x",  # RFC 9051 9: NUL is not a CHAR
     b"a SEARCH CHARSET UTF-8 SUBJECT {4}\r\n\xc3\xa9t\xc3",  # not UTF-8
+    b'a SELECT "caf\xc3\xa9"',  # a quoted 8-bit name before UTF8=ACCEPT: not modified UTF-7
+    b'a LOGIN bob "caf\xe9"',  # 8-bit but not UTF-8
+    b"a STORE 1 +FLAGS (\\Foo)",  # a flag-extension no standard defines
+    b"a UID STORE 1 FLAGS \\Important",
 ]
 
 
@@ -245,6 +249,12 @@ def test_utf8_mailbox_names_after_enable() -> None:
     assert feed(p, "a SELECT \"Caf\u00e9\"\r\n".encode()) == [c.Select("a", "Caf\u00e9")]
     # Atoms stay ASCII even then (RFC 9051 9): 8-bit names must be quoted or literals.
     assert isinstance(feed(p, "a SELECT Caf\u00e9\r\n".encode())[0], SyntaxErr)
+
+
+def test_utf8_in_quoted_strings_without_enable() -> None:
+    """RFC 9051 9: QUOTED-CHAR includes UTF-8, so a UTF-8 password may come quoted."""
+    assert feed(ImapParser(), 'a LOGIN bob "p\u00e4ss w\u00f6rd"\r\n'.encode()) == [
+        c.Login("a", "bob", "p\u00e4ss w\u00f6rd")]
 
 
 def test_append_date_time_with_space_padded_day() -> None:

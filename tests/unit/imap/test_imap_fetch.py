@@ -9,7 +9,13 @@ import re
 import pytest
 
 from mailwright.imap import commands as c
-from mailwright.imap.fetch import UnknownCte, fetch_items, internal_date
+from mailwright.imap.fetch import (
+    UnknownCte,
+    fetch_items,
+    info_formatter,
+    internal_date,
+    record_formatter,
+)
 from mailwright.message import analyze
 from mailwright.store.api import MessageRecord
 
@@ -481,3 +487,39 @@ def test_imaplib_reads_the_response_line_by_line(raw: bytes) -> None:
             pos += size
     assert pos == len(wire)
     assert literals[0] == raw
+
+
+FAST_ITEM_LISTS = [
+    ("FLAGS",), ("UID", "FLAGS"), ("FLAGS", "UID"), ("UID",), ("RFC822.SIZE",),
+    ("INTERNALDATE", "FLAGS", "RFC822.SIZE"), ("MODSEQ", "FLAGS"), ("FLAGS", "FLAGS"),
+    ("ENVELOPE", "BODYSTRUCTURE"), ("UID", "ENVELOPE", "BODYSTRUCTURE"), ("BODY",),
+    ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+]
+
+
+@pytest.mark.parametrize("names", FAST_ITEM_LISTS)
+@pytest.mark.parametrize("uid", [False, True])
+def test_fast_formatters_answer_as_fetch_items(names: tuple[str, ...], uid: bool) -> None:
+    """The session's fast paths for FETCH FLAGS / ENVELOPE BODYSTRUCTURE of many messages give
+    the bytes `fetch_items` gives."""
+    items = [c.FetchAttr(n) for n in names]
+    rec = record(MIXED, frozenset({"\\Seen", "$Work", "\\Answered"}))
+    info = analyze(MIXED)
+    want, seen = fetch_items(items, rec, info, lambda a, b: MIXED[a:b], msn=3, uid=uid)
+    assert not seen
+    fmt = info_formatter(items, uid=uid)
+    assert fmt is not None
+    assert b"* 3 FETCH (%s)\r\n" % fmt(rec, info) == want
+    fast = record_formatter(items, uid=uid)
+    if {"ENVELOPE", "BODY", "BODYSTRUCTURE"} & set(names):
+        assert fast is None
+    else:
+        assert fast is not None
+        assert b"* 3 FETCH (%s)\r\n" % fast(rec) == want
+
+
+@pytest.mark.parametrize("item", [c.FetchAttr("RFC822"), c.FetchAttr("RFC822.HEADER"),
+                                  body(1), c.FetchBinary((1,), peek=True)])
+def test_fast_formatters_refuse_what_reads_the_file(item: c.FetchItem) -> None:
+    assert record_formatter([c.FetchAttr("FLAGS"), item]) is None
+    assert info_formatter([c.FetchAttr("UID"), item]) is None

@@ -357,3 +357,17 @@ def test_idle_overlong_line_is_bad_then_usable() -> None:
 def test_status_appendlimit_and_empty_list_pattern() -> None:
     assert feed(ImapParser(), b'a STATUS x (APPENDLIMIT)\r\nb LIST "" ""\r\n') == [
         c.Status("a", "x", ("APPENDLIMIT",)), c.List("b", "", ("",))]
+
+
+def test_stray_done_outside_idle_is_done_not_a_tag() -> None:
+    """The session answers it with an untagged BAD; "DONE BAD" would confuse the client."""
+    assert feed(ImapParser(), b"done\r\nb NOOP\r\n") == [Done(), c.Noop("b")]
+    assert isinstance(feed(ImapParser(), b"DONE NOOP\r\n")[0], c.Noop)
+
+
+def test_append_with_unknown_system_flag_is_bad_and_skipped() -> None:
+    p = ImapParser()
+    assert feed(p, b"a APPEND INBOX (\\Seen \\Foo) {5+}\r\nhello\r\nb NOOP\r\n") == [
+        SyntaxErr("a", "unknown system flag \\Foo"), c.Noop("b")]
+    events = feed(p, b"c APPEND INBOX (\\seen $Work) {1+}\r\nx\r\n")
+    assert events[0] == c.Append("c", "INBOX", ("\\Seen", "$Work"), None, 1, False)

@@ -250,7 +250,7 @@ def test_internal_date_uses_the_session_timezone() -> None:
         record, msn=1, info=info, header=message_header(M1, info), last_msn=1, last_uid=10,
         tz=east,
     )
-    assert ctx.internal_date.date() == datetime.date(2024, 3, 8)  # 10:00 UTC is 00:00 +14
+    assert ctx.internal_day() == datetime.date(2024, 3, 8)  # 10:00 UTC is 00:00 +14
     assert matches(_key("ON 8-Mar-2024"), ctx)
 
 

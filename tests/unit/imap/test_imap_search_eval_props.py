@@ -12,7 +12,13 @@ from mailwright.imap.commands import Search
 from mailwright.imap.grammar import parse_command
 from mailwright.imap.lexer import ATOM_CHARS
 from mailwright.imap.render import render
-from mailwright.imap.search_eval import SearchContext, matches, message_header, search
+from mailwright.imap.search_eval import (
+    SearchContext,
+    compile_key,
+    matches,
+    message_header,
+    search,
+)
 from mailwright.imap.sequence import SequenceSet
 from mailwright.message import analyze
 
@@ -94,3 +100,42 @@ def test_any_parsed_search_line_evaluates(criteria: bytes) -> None:
     if isinstance(cmd, Search):
         ctx = _context(b"Subject: x\r\n\r\nbody", 1, frozenset())
         assert isinstance(matches(cmd.key, ctx), bool)
+
+
+@settings(max_examples=300)
+@given(KEYS, MESSAGES, st.frozensets(st.sampled_from(["\\Seen", "\\Deleted", "$x", "a"])),
+       st.booleans())
+def test_compiled_key_agrees_with_matches(
+    key: s.SearchKey, raw: bytes, flags: frozenset[str], epoch_date: bool
+) -> None:
+    """`compile_key` (what `search` runs) answers as `matches` (the plain reading of the
+    rules), with the internal date given as a datetime or as the store's epoch seconds, and
+    and with a header hint saying "look" (the same answer) or "no header has it" (header keys
+    with a value are then false)."""
+    ctx = _context(raw, 2, flags)
+    if epoch_date:
+        ctx.internal_date = int(datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC).timestamp())
+    want = matches(key, _context(raw, 2, flags))
+    assert compile_key(key)(ctx) is want
+
+    assert compile_key(key, header_hint=lambda needle, c: True)(ctx) is want
+    assert compile_key(key, header_hint=lambda needle, c: False)(ctx) is matches(
+        _strip_header_keys(key), _context(raw, 2, flags))
+
+
+def _strip_header_keys(key: s.SearchKey) -> s.SearchKey:
+    """`key` with every header key that has a value made false, as a hint of "never" does."""
+    never = s.Not(s.FlagKey("ALL"))
+    match key:
+        case s.TextKey(field=f, value=v) if f not in ("BODY", "TEXT") and v:
+            return never
+        case s.HeaderKey(value=v) if v:
+            return never
+        case s.Not(key=inner):
+            return s.Not(_strip_header_keys(inner))
+        case s.Or(left=left, right=right):
+            return s.Or(_strip_header_keys(left), _strip_header_keys(right))
+        case s.And(keys=keys):
+            return s.And(tuple(_strip_header_keys(k) for k in keys))
+        case _:
+            return key

@@ -70,7 +70,7 @@ class StubSession:
 
 def make_config(tmp_path: Path, **env: str) -> mwconfig.Config:
     environ = {f"MAILWRIGHT_LISTEN_{n.upper()}": "127.0.0.1:0"
-               for n in ("smtp", "submission", "submissions", "pop3", "pop3s")}
+               for n in ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")}
     environ.update(MAILWRIGHT_HOSTNAME="mx.example.test", MAILWRIGHT_STORE_DURABLE="false")
     environ.update(env)
     return mwconfig.load(None, tmp_path / "data", environ)
@@ -103,7 +103,8 @@ async def test_start_binds_every_listener_and_writes_listeners_json(tmp_path: Pa
     await server.start()
     try:
         listing = json.loads((tmp_path / "data" / "listeners.json").read_text())
-        assert set(listing) == {"smtp", "submission", "submissions", "pop3", "pop3s"}
+        assert set(listing) == {"smtp", "submission", "submissions", "pop3", "pop3s", "imap",
+                                "imaps"}
         assert listing["submissions"]["tls"] == "implicit"
         assert listing["pop3"]["tls"] == "starttls"
         for name, (host, port) in server.bound.items():

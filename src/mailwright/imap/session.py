@@ -64,9 +64,6 @@ PRE_AUTH_TIMEOUT: Final = 180.0
 # reconnect (and meet the per-IP throttle and connection limits) every few tries. Dovecot's
 # login process also disconnects after 3 ("auth failed, 3 attempts").
 MAX_AUTH_FAILURES: Final = 3
-# Commands that may carry EXPUNGE responses for other sessions' expunges (RFC 9051 7.5.2:
-# not FETCH, STORE, SEARCH; their UID forms may).
-_NO_EXPUNGE_DURING: Final = (c.Fetch, c.Store, c.Search)
 
 
 def busy_reply(hostname: str) -> bytes:

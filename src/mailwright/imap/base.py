@@ -91,9 +91,14 @@ class SessionBase:
             raise Close
 
     async def flush(self, force: bool = False) -> None:
-        """Back-pressure: wait while much output is unsent (see pop3.session._flush)."""
+        """Back-pressure: wait while much output is unsent (see pop3.session._flush); with
+        `force`, let the transport decide (drain) even below BACKLOG_LIMIT. With nothing unsent
+        the transport cannot be paused, so drain would not wait: return before arming a
+        timer. That is the common case, and it matters when one delivery wakes 1,000 sessions
+        in IDLE, each of which flushes its "* n EXISTS"."""
         transport = self.conn.writer.transport
-        if not force and transport.get_write_buffer_size() < BACKLOG_LIMIT:
+        unsent = transport.get_write_buffer_size()
+        if unsent == 0 or (not force and unsent < BACKLOG_LIMIT):
             return
         try:
             async with asyncio.timeout(self.config.idle_timeout):
@@ -125,32 +130,33 @@ class SessionBase:
         self.saved_result = frozenset()
 
     async def apply_changes(self, events: list[Change]) -> None:
-        """Fold the change bus's events into the selected mailbox's view."""
+        """Fold the change bus's events into the selected mailbox's view, in order. Reads
+        nothing: the events carry the committed records and flags (store/changes.py), so one
+        delivery that wakes 1,000 sessions on one mailbox costs no query. Async for the
+        callers' sake (it never waits)."""
         view = self.selected
-        if view is None:
-            return
-        appended: list[int] = []
-        for event in events:
-            match event:
-                case Appended(uids=uids):
-                    appended.extend(uids)
-                case FlagsChanged(changes=changes):
-                    for change in changes:
-                        view.flags_changed(change.uid, change.flags, change.modseq)
-                case Expunged(uids=uids):
-                    if appended:  # keep the order: load what came before this expunge
-                        await self._load_appended(view, appended)
-                        appended = []
-                    view.expunged(uids)
-                case MailboxDeleted():
-                    view.deleted = True
-        if appended:
-            await self._load_appended(view, appended)
+        if view is not None:
+            _fold(view, events)
 
-    async def _load_appended(self, view: SelectedMailbox, uids: list[int]) -> None:
-        records = await asyncio.to_thread(self.store.mailbox_messages, view.mailbox_id)
-        wanted = set(uids)
-        view.appended(m for m in records if m.uid in wanted)
+    def push_in_idle(self, events: list[Change]) -> bool:
+        """A `Subscription.listener` for while the client IDLEs (RFC 2177): fold the events in
+        and write the untagged responses at once, on the loop, as the IDLE loop's
+        `apply_changes` + `send_updates(allow_expunge=True)` would, but without waking the
+        session's task (measured: one delivery to 1,000 sessions in IDLE on one INBOX went
+        from ~70-85 ms of the loop's CPU to ~20). Declines (returns False: the events queue
+        for the IDLE loop) when the mailbox was deleted (the loop ends the session with BYE)
+        or the client is slow to read (the loop waits for it: back-pressure)."""
+        view = self.selected
+        if (
+            view is None
+            or self.conn.writer.transport.get_write_buffer_size() >= BACKLOG_LIMIT
+            or any(isinstance(event, MailboxDeleted) for event in events)
+        ):
+            return False
+        _fold(view, events)
+        for line in view.updates(allow_expunge=True):
+            self.conn.write(line)
+        return True
 
     async def send_updates(self, allow_expunge: bool) -> None:
         """Tell the client what changed in the selected mailbox, as far as allowed now."""
@@ -170,3 +176,18 @@ class SessionBase:
 
     async def dispatch(self, cmd: c.Command) -> bool:
         raise AssertionError(f"no handler for {type(cmd).__name__}")  # pragma: no cover
+
+
+def _fold(view: SelectedMailbox, events: list[Change]) -> None:
+    """The events into the view, in order (the view ignores what it already holds)."""
+    for event in events:
+        match event:
+            case Appended(records=records):
+                view.appended(records)
+            case FlagsChanged(changes=changes):
+                for change in changes:
+                    view.flags_changed(change.uid, change.flags, change.modseq)
+            case Expunged(uids=uids):
+                view.expunged(uids)
+            case MailboxDeleted():
+                view.deleted = True

@@ -2,7 +2,9 @@
 
 `analyze(raw)` returns a `MessageInfo`: size, ENVELOPE, BODY and BODYSTRUCTURE as ready-to-send
 IMAP bytes, the byte offsets of every part number, and decoded text for the full-text index.
-`MessageInfo.to_json()` / `from_json()` is the form kept in the store's blobs.meta column.
+`MessageInfo.to_json()` / `from_json()` is a JSON form of it (the store keeps the fields in
+columns of its own, store/textindex.py); its `text` may be computed on demand
+(`MessageInfo.deferred`).
 `header_fields()` serves BODY[HEADER.FIELDS (...)] and .NOT from a header's bytes.
 
 Invariants:

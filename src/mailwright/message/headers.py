@@ -39,6 +39,8 @@ def header_end(raw: bytes, start: int, end: int) -> int:
 
 def unfold(value: bytes) -> bytes:
     """RFC 5322 2.2.3: remove the line breaks of a folded value, then trim outer whitespace."""
+    if b"\n" not in value:  # not folded (most fields): skip the regex
+        return value.strip(b" \t\r\n")
     return _FOLD.sub(b"", value).strip(b" \t\r\n")
 
 

@@ -10,6 +10,9 @@ Durability contract (every backend):
   Concurrent callers share one transaction and one fsync (group commit).
 - A crash at any moment leaves either the whole change or none of it visible; at worst an
   unreferenced file remains under tmp/ or blobs/, which `mailwright check --repair` may remove.
+- Removing messages (expunge, move, POP3 delete, deleting a mailbox or an account) is durable
+  and visible when the call returns; the space of the bodies no message references any more is
+  given back shortly after, in the background, or at the next start after a crash.
 
 Threading: the synchronous methods are safe from any thread (the event loop calls the cheap
 lookups directly; each thread gets its own read connection). Async methods must be awaited on

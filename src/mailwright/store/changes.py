@@ -10,6 +10,15 @@ Invariants:
   which is FIFO.
 - Publishing never blocks and never raises into the store: a subscriber whose event loop has
   closed is dropped.
+- Events carry what changed, as committed (`Appended` the new messages' records, `FlagsChanged`
+  the new flags and MODSEQs), so a subscriber folds them into its view without a read: one
+  delivery to a mailbox that 1,000 sessions have selected costs no query at all, not 1,000.
+- Publishing is one `call_soon_threadsafe` per event loop, not per subscriber: each costs a
+  wake-up write to the loop's self-pipe from the writer thread, holding the GIL.
+- A subscriber may take events synchronously as they arrive (`Subscription.listener`), with
+  no task to wake: made for an IMAP session in IDLE, which can write its "* n EXISTS" right
+  there (imap/base.py `push_in_idle`). Taking them so never reorders them: the listener is
+  offered events only while nothing is queued.
 - Nothing here is durable: a subscriber that needs the state after a restart reads the store
   (UIDs, MODSEQs and the `expunged` table); the bus only says "look again, here is what changed".
 """
@@ -17,18 +26,28 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from mailwright.store.api import FlagChange
+from mailwright.store.api import FlagChange, MessageRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Appended:
+    """New messages (deliver, APPEND, COPY, MOVE, RENAME of INBOX), as the commit wrote them."""
+
     mailbox_id: int
-    uids: tuple[int, ...]
+    records: tuple[MessageRecord, ...]  # in UID order
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        return tuple(m.uid for m in self.records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +82,23 @@ class Subscription:
         self._events: deque[Change] = deque()
         self._ready = asyncio.Event()
         self.closed = False
+        # Offered the events as they arrive, on the loop, while nothing is queued; returns
+        # True when it handled them (they are not queued), False to have them queued for
+        # `pending`/`wait` as usual. It must not block (imap/base.py `push_in_idle`).
+        self.listener: Callable[[list[Change]], bool] | None = None
 
-    def _push(self, event: Change) -> None:  # on our loop
-        if not self.closed:
-            self._events.append(event)
-            self._ready.set()
+    def _push(self, events: list[Change]) -> None:  # on our loop
+        if self.closed:
+            return
+        listener = self.listener
+        if listener is not None and not self._events:
+            try:
+                if listener(events):
+                    return
+            except Exception:  # a bug there must not cost the other subscribers their events
+                log.exception("change listener failed; the events are queued instead")
+        self._events.extend(events)
+        self._ready.set()
 
     def pending(self) -> list[Change]:
         """Take every event received so far, without waiting (NOOP / after a command)."""
@@ -130,11 +161,25 @@ class ChangeBus:
 
     def publish(self, events: list[Change]) -> None:
         """Hand committed events to their subscribers' loops. Call only after the commit."""
-        for event in events:
-            with self._lock:
-                targets = list(self._subs.get(event.mailbox_id, ()))
-            for sub in targets:
-                try:
-                    sub._loop.call_soon_threadsafe(sub._push, event)
-                except RuntimeError:  # that loop is closed: its session is gone
+        deliveries: dict[asyncio.AbstractEventLoop, list[tuple[Subscription, list[Change]]]] = {}
+        by_sub: dict[Subscription, list[Change]] = {}
+        with self._lock:
+            for event in events:
+                for sub in self._subs.get(event.mailbox_id, ()):
+                    mine = by_sub.get(sub)
+                    if mine is None:
+                        mine = by_sub[sub] = []
+                        deliveries.setdefault(sub._loop, []).append((sub, mine))
+                    mine.append(event)
+        for loop, batch in deliveries.items():
+            try:
+                loop.call_soon_threadsafe(_push_all, batch)
+            except RuntimeError:  # that loop is closed: its sessions are gone
+                for sub, _ in batch:
                     self._remove(sub)
+
+
+def _push_all(batch: list[tuple[Subscription, list[Change]]]) -> None:
+    """On the subscribers' loop: each gets its events in the order they were published."""
+    for sub, events in batch:
+        sub._push(events)

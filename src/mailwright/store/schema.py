@@ -11,7 +11,9 @@ Invariants:
 The first schema already carries what IMAP needs (RFC 3501 / 9051 UIDVALIDITY and UIDNEXT,
 RFC 7162 CONDSTORE/QRESYNC mod-sequences and the expunged-UID memory for VANISHED, RFC 6154
 special-use mailboxes). Migration 2 moves subscriptions to their own table (see there).
-Migration 3 adds the full-text index and fills `blobs.meta` (textindex.py).
+Migration 3 adds the parsed metadata (`blob_meta`, then one JSON text per blob) and the
+full-text index; migration 4 splits that JSON into columns and lets the index be written in
+the background (`blob_text_pending`); textindex.py describes both.
 
 A migration is a sequence of steps: SQL statements, or a Python function for what SQL cannot
 do (migration 3 reads the blob files); all steps of all pending migrations run in the one
@@ -34,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from mailwright.message import MessageInfo
+from mailwright.message import FORMAT_VERSION, MessageInfo, analyze
 from mailwright.store import textindex
 from mailwright.store.api import StorageUnavailable, StoreError
 
@@ -55,6 +57,9 @@ def _backfill_blob_text(conn: sqlite3.Connection, blob_path: BlobPath | None) ->
     ~30 s per 100,000 blobs) once, at the first start of the new version. A blob whose file is
     missing or unreadable gets neither row; `message_info` then fails for it as reading the
     message would, and SEARCH checks it the slow way (sqlite.py).
+
+    Writes the rows of migration 3's tables as they were then (meta: `MessageInfo.to_json()`);
+    migration 4 converts them.
     """
     rows = conn.execute("SELECT sha256, meta FROM blobs").fetchall()
     if rows and blob_path is None:
@@ -73,15 +78,41 @@ def _backfill_blob_text(conn: sqlite3.Connection, blob_path: BlobPath | None) ->
             except (ValueError, KeyError, TypeError):
                 info = None
         if info is None:
-            analysis = textindex.analyze_blob(raw)
-        else:
-            header, body = textindex.index_text(raw, info)
-            analysis = textindex.Analysis(
-                info, meta, textindex.fold(header), textindex.fold(body)
-            )
-        textindex.insert_rows(conn, sha, analysis)
+            info = analyze(raw)
+            meta = info.to_json()
+        header, body = textindex.index_text(raw, info)
+        (meta_id,) = conn.execute(
+            "INSERT INTO blob_meta (sha256, meta) VALUES (?, ?) RETURNING id", (sha, meta)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO blob_text (rowid, header, body) VALUES (?, ?, ?)",
+            (meta_id, textindex.fold(header), textindex.fold(body)),
+        )
     # Superseded by blob_meta (textindex.py says why); nothing wrote it before, but be sure.
     conn.execute("UPDATE blobs SET meta = NULL WHERE meta IS NOT NULL")
+
+
+def _split_blob_meta(conn: sqlite3.Connection, blob_path: BlobPath | None) -> None:
+    """Migration 4: each blob_meta_3 row's JSON into the columns of the new blob_meta, same id
+    (the rowid of its blob_text row). The decoded text is dropped: blob_text holds it. A row
+    that is not of the current FORMAT_VERSION keeps its id with v = 0, so that readers analyze
+    its file instead (as they did with such a row before). ~30 us a row."""
+    insert = (
+        "INSERT INTO blob_meta (id, sha256, v, size, envelope, body, bodystructure, parts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    for meta_id, sha, meta in conn.execute("SELECT id, sha256, meta FROM blob_meta_3"):
+        try:
+            info = MessageInfo.from_json(meta)
+        except (ValueError, KeyError, TypeError):
+            conn.execute(insert, (meta_id, sha, 0, 0, b"", b"", b"", b""))
+            continue
+        conn.execute(
+            insert,
+            (meta_id, sha, FORMAT_VERSION, info.size, info.envelope, info.body,
+             info.bodystructure, textindex.pack_parts(info.parts)),
+        )
+
 
 MIGRATIONS: Final[Sequence[Migration]] = (
     # 1: the initial schema.
@@ -195,8 +226,45 @@ MIGRATIONS: Final[Sequence[Migration]] = (
     # row each per blob. From here on `blobs.meta` is no longer used: large values in that
     # WITHOUT ROWID table slow every lookup of it (textindex.py has the numbers).
     (
-        *textindex.CREATE_TABLES,
+        # id is the rowid of the blob's blob_text row. Plain rowid table: its rows are large.
+        """CREATE TABLE blob_meta (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE REFERENCES blobs(sha256),
+            meta TEXT NOT NULL
+        )""",
+        "CREATE VIRTUAL TABLE blob_text USING fts5("
+        "header, body, tokenize = 'trigram case_sensitive 1')",
         _backfill_blob_text,
+    ),
+    # 4: blob_meta's fields in columns of their own instead of one JSON text, without the
+    # decoded text (blob_text holds it): a cold FETCH of 10,000 ENVELOPEs no longer decodes
+    # JSON. And the full-text index written in the background: blob_text_pending lists the
+    # blob_meta ids whose blob_text row is not written yet (textindex.py says why and how);
+    # the trigger drops a pending row with its blob, whoever deletes the blob_meta row.
+    # Existing rows are all indexed already.
+    (
+        "ALTER TABLE blob_meta RENAME TO blob_meta_3",
+        # v: the FORMAT_VERSION of the analysis; parts: textindex.pack_parts.
+        """CREATE TABLE blob_meta (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL UNIQUE REFERENCES blobs(sha256),
+            v INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            body BLOB NOT NULL,
+            bodystructure BLOB NOT NULL,
+            parts BLOB NOT NULL
+        )""",
+        _split_blob_meta,
+        "DROP TABLE blob_meta_3",
+        "CREATE TABLE blob_text_pending (id INTEGER PRIMARY KEY)",
+        """CREATE TRIGGER blob_meta_gone AFTER DELETE ON blob_meta BEGIN
+            DELETE FROM blob_text_pending WHERE id = old.id;
+        END""",
+        # FTS5 merges in the indexer's own bounded ops (textindex.py MERGE_PAGES), not inside
+        # whichever commit fills a level; 64 segments a level before it must merge at once.
+        "INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 0)",
+        "INSERT INTO blob_text (blob_text, rank) VALUES ('crisismerge', 64)",
     ),
 )
 

@@ -16,7 +16,14 @@ The writer thread loops:
      its own future,
   4. fsync each directory the surviving ops asked for, once per batch and in parallel, then
      COMMIT: one WAL fsync for the whole batch,
-  5. run the after-commit hooks (blob garbage collection), then resolve every future.
+  5. run the after-commit hooks (change-bus events, unlinking collected blob files), then
+     resolve every future.
+
+Background ops (`submit(..., background=True)`: the deferred blob clean-up, blobgc.py, and
+the text indexer, indexer.py) wait until nothing else is queued, then run one per batch,
+first come first served among themselves: they never share a transaction with, nor queue
+ahead of, a caller's write. Each must be short (the next caller's write waits for it), so
+they work in bounded slices (blobgc.OP_SECONDS, indexer.INDEX_OP_SECONDS).
 
 If BEGIN, a directory fsync or COMMIT fails, the whole batch is rolled back and every op in it
 fails (with StorageUnavailable for a full/read-only disk or a locked database): nothing is
@@ -40,6 +47,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -132,6 +140,7 @@ class Writer:
         self._pool = pool  # for directory fsyncs; must outlive the writer
         self._lock = threading.Condition()
         self._pending: list[_Item[Any]] = []
+        self._background: deque[_Item[Any]] = deque()
         self._closing = False
         # Observability (and the tests' proof that batching happens).
         self.commits = 0
@@ -141,15 +150,22 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, op: Op[T], prepare: Callable[[], None] | None = None) -> Future[T]:
+    def submit(
+        self,
+        op: Op[T],
+        prepare: Callable[[], None] | None = None,
+        *,
+        background: bool = False,
+    ) -> Future[T]:
         """Queue `op` for the next batch. `prepare` (file work such as fsyncs) runs first,
         outside the transaction and concurrently with the other ops' prepares of the batch: one
-        hand-off to the pool per batch, not one per op. If it raises, only this op fails."""
+        hand-off to the pool per batch, not one per op. If it raises, only this op fails.
+        `background`: run it alone, once no other op is queued (see the module docstring)."""
         item = _Item(op, prepare)
         with self._lock:
             if self._closing:
                 raise RuntimeError("store is closed")
-            self._pending.append(item)
+            (self._background if background else self._pending).append(item)
             self._lock.notify()
         return item.future
 
@@ -175,12 +191,15 @@ class Writer:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._pending and not self._closing:
+                while not self._pending and not self._background and not self._closing:
                     self._lock.wait()
-                if not self._pending and self._closing:
+                if self._pending:
+                    batch = self._pending[:MAX_BATCH]
+                    del self._pending[:MAX_BATCH]
+                elif self._background:
+                    batch = [self._background.popleft()]
+                else:  # closing, and everything submitted is committed
                     return
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
             self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[_Item[Any]]) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailwright.imap.base import SessionBase
 from mailwright.imap.selected import SelectedMailbox
 from mailwright.imap.sequence import SequenceSet, parse_sequence_set
-from mailwright.store.api import MessageRecord
+from mailwright.store.api import FlagChange, MessageRecord
+from mailwright.store.changes import Appended, Change, Expunged, FlagsChanged, MailboxDeleted
 
 
 def record(uid: int, flags: frozenset[str] = frozenset(), modseq: int = 1) -> MessageRecord:
@@ -138,3 +142,63 @@ def test_flags_sent_drops_a_pending_flag_update() -> None:
     v.flags_changed(2, frozenset({"\\Seen"}), 6)
     v.flags_sent([1])  # a FETCH FLAGS just told the client about 1
     assert v.updates(allow_expunge=False) == [b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n"]
+
+
+def test_session_folds_bus_events_into_its_view_without_reading_the_store() -> None:
+    """IDLE wake-ups: Appended carries the records, so no session reads the mailbox again
+    (1,000 sessions on one INBOX would each reload it for every delivery)."""
+    class NoStore:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"the session read the store: {name}")
+
+    session = SessionBase.__new__(SessionBase)  # only what apply_changes touches
+    session.store = NoStore()  # type: ignore[assignment]  # a stand-in that fails any read
+    session.selected = v = view(1, 2)
+    events: list[Change] = [
+        Appended(1, (record(3), record(4))),
+        Expunged(1, (4,)),  # appended, then expunged before the client heard of it
+        FlagsChanged(1, (FlagChange(1, frozenset({"\\Seen"}), 5),)),
+        Appended(1, (record(5, frozenset({"$Work"}), 6),)),
+    ]
+    asyncio.run(session.apply_changes(events))
+    assert v.updates(allow_expunge=True)[-2:] == [
+        b"* 4 EXISTS\r\n",
+        b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n",
+    ]
+    assert v.uids == [1, 2, 3, 5]
+    assert v.records[5].flags == {"$Work"}
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.unsent = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.writer = self  # the session reads conn.writer.transport
+        self.transport = _Transport()
+        self.lines: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.lines.append(data)
+
+
+def test_push_in_idle_writes_updates_at_once_and_declines_what_the_loop_must_do() -> None:
+    session = SessionBase.__new__(SessionBase)
+    conn = _Conn()
+    session.conn = conn  # type: ignore[assignment]  # only write() and the buffer size
+    session.selected = v = view(1, 2)
+    assert session.push_in_idle([Appended(1, (record(3),)), Expunged(1, (1,))])
+    assert conn.lines == [b"* 1 EXPUNGE\r\n", b"* 2 EXISTS\r\n"]  # IDLE allows EXPUNGE
+    # The mailbox went: the IDLE loop says BYE. The client reads slowly: the loop waits.
+    assert not session.push_in_idle([MailboxDeleted(1)])
+    assert not v.deleted, "declined events are left for the loop, not half applied"
+    conn.transport.unsent = 1 << 20
+    assert not session.push_in_idle([Appended(1, (record(4),))])
+    assert v.uids == [2, 3]
+    session.selected = None
+    assert not session.push_in_idle([Appended(1, (record(5),))])

@@ -149,10 +149,13 @@ async def test_pop3_delete_expunges_records_modseq_and_collects_the_blob(
         (1, modseq_after),
         (2, modseq_after),
     ]
-    # The shared blob is still Bob's; Alice's own one is gone, file included.
+    # The shared blob is still Bob's; Alice's own one is gone (after the deferred clean-up),
+    # file included.
+    store.collect_garbage()
     assert not store.blob_path(own.blob).exists()
     assert store.blob_path(shared.blob).read_bytes() == b"shared\r\n"
     await store.pop3_commit(bob.id, [1], "delete")
+    store.collect_garbage()
     assert _blob_files(data_dir) == []
     assert _rows(data_dir, "SELECT count(*) FROM blobs") == [(0,)]
 
@@ -266,6 +269,7 @@ async def test_same_bytes_twice_share_one_file_until_both_are_gone(
     await store.pop3_commit(alice.id, [first.uid], "delete")
     assert store.blob_path(second.blob).read_bytes() == MESSAGE
     await store.pop3_commit(alice.id, [second.uid], "delete")
+    store.collect_garbage()
     assert _blob_files(data_dir) == []
     # A blob collected and delivered again comes back.
     await deliver(MESSAGE, [alice.id])
@@ -280,6 +284,7 @@ async def test_remove_account_collects_only_unshared_blobs(
     await deliver(b"shared\r\n", [alice.id, bob.id])
     await deliver(b"private\r\n", [alice.id])
     store.remove_account(alice.address)
+    store.collect_garbage()
     assert [p.read_bytes() for p in _blob_files(data_dir)] == [b"shared\r\n"]
     assert len(store.pop3_messages(bob.id)) == 1
     assert store.pop3_messages(alice.id) == []

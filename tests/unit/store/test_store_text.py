@@ -14,7 +14,7 @@ import pytest_asyncio
 from store_helpers import Deliver
 
 from mailwright.imap.search_eval import SearchContext, default_text_match, message_header
-from mailwright.message import MessageInfo, analyze
+from mailwright.message import FORMAT_VERSION, MessageInfo, analyze
 from mailwright.store import Account, MailboxInfo, NotFound, SqliteStore, TextField, textindex
 from mailwright.store.schema import MIGRATIONS, migrate
 
@@ -79,6 +79,24 @@ def _same(a: MessageInfo, b: MessageInfo) -> bool:
     return a.to_json() == b.to_json()
 
 
+def _meta_rows(data_dir: Path) -> dict[str, MessageInfo]:
+    """blob_meta as MessageInfos (with the text analyzed afresh, since it is not stored)."""
+    out: dict[str, MessageInfo] = {}
+    conn = sqlite3.connect(data_dir / "mailwright.db")
+    try:
+        rows = conn.execute(
+            "SELECT sha256, v, size, envelope, body, bodystructure, parts FROM blob_meta"
+        ).fetchall()
+    finally:
+        conn.close()
+    for sha, v, size, envelope, body, bodystructure, parts in rows:
+        assert v == FORMAT_VERSION
+        raw = (data_dir / "blobs" / sha[:2] / sha).read_bytes()
+        parsed = textindex.unpack_parts(parts)
+        out[sha] = MessageInfo(size, envelope, body, bodystructure, parsed, analyze(raw).text)
+    return out
+
+
 @pytest.fixture
 def analyses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every message the store analyzes, in order."""
@@ -100,13 +118,15 @@ async def test_deliver_stores_meta_and_index_row(
 ) -> None:
     await deliver(PLAIN, [alice.id])
     sha = _sha(PLAIN)
-    [(meta_id, meta)] = _rows(data_dir, "SELECT id, meta FROM blob_meta WHERE sha256 = ?", (sha,))
-    assert meta == analyze(PLAIN).to_json()
+    assert store.wait_for_index()  # the index row is written in the background
+    [(meta_id,)] = _rows(data_dir, "SELECT id FROM blob_meta WHERE sha256 = ?", (sha,))
+    assert _same(_meta_rows(data_dir)[sha], analyze(PLAIN))
     [(header, body)] = _rows(
         data_dir, "SELECT header, body FROM blob_text WHERE rowid = ?", (meta_id,)
     )
     assert "subject: quarterly report" in str(header)
     assert str(body).startswith("the numbers are inside.")
+    assert _rows(data_dir, "SELECT count(*) FROM blob_text_pending") == [(0,)]
     assert _same(store.message_info(sha), analyze(PLAIN))
 
 
@@ -120,7 +140,7 @@ async def test_append_stores_meta_for_small_and_large_messages(
     large = b"Subject: big\r\n\r\n" + b"line of text\r\n" * 40_000
     for data in (PLAIN, medium, large):
         await _append(store, alice, "Sent", data)
-    metas = dict(_rows(data_dir, "SELECT sha256, meta FROM blob_meta"))
+    metas = {sha: info.to_json() for sha, info in _meta_rows(data_dir).items()}
     assert metas == {_sha(d): analyze(d).to_json() for d in (PLAIN, medium, large)}
     sent = store.mailbox(alice.id, "Sent")
     assert sent is not None
@@ -172,11 +192,7 @@ async def test_message_info_falls_back_to_the_file_without_writing(
     store.close()
     _execute(data_dir, "DELETE FROM blob_text")
     _execute(data_dir, "DELETE FROM blob_meta WHERE sha256 = ?", (_sha(PLAIN),))
-    _execute(
-        data_dir,
-        "UPDATE blob_meta SET meta = json_set(meta, '$.v', 0) WHERE sha256 = ?",
-        (_sha(INTL),),
-    )
+    _execute(data_dir, "UPDATE blob_meta SET v = 0 WHERE sha256 = ?", (_sha(INTL),))
     fresh = SqliteStore(data_dir)
     try:
         assert _same(fresh.message_info(_sha(PLAIN)), analyze(PLAIN))
@@ -200,7 +216,7 @@ async def test_message_infos_answers_from_one_query_and_the_cache(
     assert set(infos) == {_sha(PLAIN), _sha(INTL)}  # unknown blobs are left out
     assert _same(infos[_sha(INTL)], analyze(INTL))
     # Cached: the same objects come back without the database.
-    _execute(data_dir, "UPDATE blob_meta SET meta = 'broken'")
+    _execute(data_dir, "UPDATE blob_meta SET v = 0, envelope = x'00', parts = x''")
     again = store.message_infos([_sha(PLAIN), _sha(INTL)])
     assert again[_sha(PLAIN)] is infos[_sha(PLAIN)]
     with pytest.raises(NotFound):
@@ -315,6 +331,7 @@ async def test_expunged_messages_leave_the_index_when_their_blob_goes(
     store: SqliteStore, data_dir: Path, alice: Account, bob: Account, deliver: Deliver
 ) -> None:
     await deliver(PLAIN, [alice.id, bob.id])
+    assert store.wait_for_index()
     inbox_a, inbox_b = _inbox(store, alice), _inbox(store, bob)
     await store.store_flags(inbox_a.id, [1], "add", ["\\Deleted"])
     assert await store.expunge(inbox_a.id) == [1]
@@ -323,6 +340,7 @@ async def test_expunged_messages_leave_the_index_when_their_blob_goes(
     assert _rows(data_dir, "SELECT count(*) FROM blob_text") == [(1,)]
     await store.pop3_commit(bob.id, [1], "delete")
     assert store.search_text(inbox_b.id, "TEXT", "zebra") == frozenset()
+    store.collect_garbage()  # the deferred clean-up (blobgc.py; test_store_blobgc.py)
     assert _rows(data_dir, "SELECT count(*) FROM blob_meta") == [(0,)]
     assert _rows(data_dir, "SELECT count(*) FROM blob_text") == [(0,)]
     assert _rows(data_dir, "SELECT count(*) FROM blobs") == [(0,)]
@@ -346,6 +364,7 @@ async def test_messages_without_index_rows_are_searched_from_their_files(
     store: SqliteStore, data_dir: Path, box: MailboxInfo
 ) -> None:
     # What a blob whose file could not be read during migration 3 looks like (then readable).
+    assert store.wait_for_index()
     _execute(data_dir, "DELETE FROM blob_text")
     _execute(data_dir, "DELETE FROM blob_meta")
     assert store.search_text(box.id, "TEXT", "x-custom: ZEBRA") == {1}
@@ -432,10 +451,11 @@ def test_migration_3_analyzes_and_indexes_existing_blobs(data_dir: Path) -> None
                 path.write_bytes(raw)
     finally:
         conn.close()
-    store = SqliteStore(data_dir)
+    store = SqliteStore(data_dir)  # migrations 3 and 4
     try:
-        metas = dict(_rows(data_dir, "SELECT sha256, meta FROM blob_meta"))
+        metas = {sha: info.to_json() for sha, info in _meta_rows(data_dir).items()}
         assert metas == {sha: analyze(raw).to_json() for sha, raw in blobs.items()}
+        assert _rows(data_dir, "SELECT count(*) FROM blob_text_pending") == [(0,)]
         assert _same(store.message_info(_sha(INTL)), analyze(INTL))
         assert store.search_text(1, "TEXT", "café") == {2}
         assert store.search_text(1, "BODY", "numbers") == {1}

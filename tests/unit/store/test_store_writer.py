@@ -92,6 +92,33 @@ def test_queued_ops_share_one_commit_and_fail_alone(writer: Writer, tmp_path: Pa
     assert _values(tmp_path) == [1, 3]
 
 
+def test_background_ops_run_alone_after_every_queued_write(
+    writer: Writer, tmp_path: Path
+) -> None:
+    """The deferred blob clean-up never delays nor joins a caller's write (writer.py)."""
+    release = _hold(writer)
+    order: list[str] = []
+
+    def tagged(name: str, value: int) -> Callable[[Transaction], int]:
+        def op(tx: Transaction) -> int:
+            order.append(name)
+            return _insert(value)(tx)
+
+        return op
+
+    background = [writer.submit(tagged(f"bg{n}", 10 + n), background=True) for n in range(2)]
+    foreground = [writer.submit(tagged(f"fg{n}", n)) for n in range(3)]
+    commits = writer.commits
+    release.set()
+    for future in [*background, *foreground]:
+        future.result(10)
+    assert order == ["fg0", "fg1", "fg2", "bg0", "bg1"]
+    assert writer.commits == commits + 1 + 1 + 2  # the holder, the writes, one per background
+    writer.submit(tagged("last", 99), background=True)
+    writer.close()  # commits queued background ops too
+    assert _values(tmp_path) == [0, 1, 2, 10, 11, 99]
+
+
 def test_failed_commit_fails_the_whole_batch(writer: Writer, tmp_path: Path) -> None:
     """Nothing half-visible: an op that only breaks at COMMIT takes its batch-mates down too."""
     release = _hold(writer)

@@ -8,7 +8,8 @@ Invariants of the package:
 - Commit first, then publish: the change bus (changes.py) hears of a change only after the
   commit that made it durable and visible, never of a rolled-back one.
 - A message is parsed once, when its blob first enters a mailbox: its MessageInfo (ENVELOPE,
-  BODYSTRUCTURE...) and its full-text index row are committed with the blob (textindex.py).
+  BODYSTRUCTURE...) is committed with the blob; its full-text index row is written shortly
+  after, in the background, and SEARCH is exact meanwhile (textindex.py, indexer.py).
 """
 
 from __future__ import annotations

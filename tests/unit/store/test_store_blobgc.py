@@ -166,6 +166,7 @@ async def test_expunge_costs_the_same_statements_for_4_or_40_messages(
         await deliver(b"alice %d\r\n" % n, [alice.id])
     for n in range(4):
         await deliver(b"bob %d\r\n" % n, [bob.id])
+    assert store.wait_for_index()  # no index op may hold the writer while we trace it
     counts = []
     for account in (alice, bob):
         inbox = _inbox(store, account)

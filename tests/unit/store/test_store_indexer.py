@@ -4,7 +4,6 @@ for it, blob_meta's columns (packed part offsets, text read from the file) and m
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import random
 import sqlite3
@@ -14,30 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_helpers import Deliver
+from store_helpers import INTL, PLAIN, Deliver, execute, same, sha256_hex
 
 from mailwright.message import FORMAT_VERSION, MessageInfo, analyze
 from mailwright.store import Account, SqliteStore, TextField, indexer, textindex
 from mailwright.store.schema import MIGRATIONS, migrate
 
-PLAIN = (
-    b"From: Alice Example <alice@example.test>\r\n"
-    b"To: bob@example.test\r\n"
-    b"Subject: Quarterly report\r\n"
-    b"X-Custom: Zebra crossing\r\n"
-    b"\r\n"
-    b"The numbers are inside.\r\n"
-)
-INTL = (
-    b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.test>\r\n"
-    b"Subject: =?utf-8?q?Caf=C3=A9_cr=C3=A8me?=\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b'Content-Type: text/plain; charset="utf-8"\r\n'
-    b"Content-Transfer-Encoding: base64\r\n"
-    b"\r\n"
-    # "Die Straße ist lang. ΣΊΣΥΦΟΣ\r\n"
-    b"RGllIFN0cmHDn2UgaXN0IGxhbmcuIM6jzorOo86lzqbOn86jDQo=\r\n"
-)
 NESTED = (
     b"Subject: nested\r\n"
     b"MIME-Version: 1.0\r\n"
@@ -57,22 +38,10 @@ NESTED = (
 )
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _count(data_dir: Path, table: str) -> int:
     conn = sqlite3.connect(data_dir / "mailwright.db")
     try:
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _execute(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> None:
-    conn = sqlite3.connect(data_dir / "mailwright.db", isolation_level=None)
-    try:
-        conn.execute(sql, params)
     finally:
         conn.close()
 
@@ -90,10 +59,6 @@ def _inbox(store: SqliteStore, account: Account) -> int:
     box = store.mailbox(account.id, "INBOX")
     assert box is not None
     return box.id
-
-
-def _same(a: MessageInfo, b: MessageInfo) -> bool:
-    return a.to_json() == b.to_json()
 
 
 @pytest.fixture
@@ -119,7 +84,7 @@ async def test_delivery_writes_meta_and_a_pending_row_not_the_index_row(
     await deliver(PLAIN, [alice.id])
     assert (_count(data_dir, "blob_meta"), _count(data_dir, "blob_text_pending")) == (1, 1)
     assert _count(data_dir, "blob_text") == 0
-    assert _same(store.message_info(_sha(PLAIN)), analyze(PLAIN))  # FETCH needs no index
+    assert same(store.message_info(sha256_hex(PLAIN)), analyze(PLAIN))  # FETCH needs no index
     gate.set()
     assert store.wait_for_index()
     assert (_count(data_dir, "blob_text"), _count(data_dir, "blob_text_pending")) == (1, 0)
@@ -212,7 +177,7 @@ async def test_start_indexes_what_was_left_pending(
             ).fetchall()
         finally:
             conn.close()
-        expected = {_sha(d): textindex.index_texts(d) for d in (PLAIN, INTL, NESTED)}
+        expected = {sha256_hex(d): textindex.index_texts(d) for d in (PLAIN, INTL, NESTED)}
         assert {sha: (header, body) for sha, header, body in rows} == expected
         assert again.search_text(_inbox(again, alice), "BODY", "inner words") == {3}
     finally:
@@ -254,7 +219,7 @@ async def test_released_blob_loses_its_pending_row(
     store: SqliteStore, data_dir: Path, alice: Account, deliver: Deliver, gate: threading.Event
 ) -> None:
     await deliver(PLAIN, [alice.id])
-    _execute(data_dir, "DELETE FROM blob_meta")  # what removing the blob does (trigger)
+    execute(data_dir, "DELETE FROM blob_meta")  # what removing the blob does (trigger)
     assert _count(data_dir, "blob_text_pending") == 0
     gate.set()
     assert store.wait_for_index()
@@ -274,17 +239,17 @@ async def test_op_writes_only_rows_still_pending_for_the_same_blob(
         ids = dict(conn.execute("SELECT sha256, id FROM blob_meta").fetchall())
     finally:
         conn.close()
-    plain_id, intl_id = ids[_sha(PLAIN)], ids[_sha(INTL)]
+    plain_id, intl_id = ids[sha256_hex(PLAIN)], ids[sha256_hex(INTL)]
     work: list[tuple[int, str | None, str, str]] = [
-        (plain_id, _sha(INTL), "wrong", "blob"),  # the id now belongs to another blob
-        (intl_id, _sha(INTL), "right", "blob"),
+        (plain_id, sha256_hex(INTL), "wrong", "blob"),  # the id now belongs to another blob
+        (intl_id, sha256_hex(INTL), "right", "blob"),
         (999, None, "", ""),  # not pending at all
     ]
     write = store._indexer._write
     done = store.writer.run(functools.partial(write, work=work))
-    assert done == [_sha(INTL)]
+    assert done == [sha256_hex(INTL)]
     again = store.writer.run(functools.partial(write, work=work[1:2]))
-    assert again == [_sha(INTL)]  # no longer pending: done, nothing written twice
+    assert again == [sha256_hex(INTL)]  # no longer pending: done, nothing written twice
     conn = sqlite3.connect(data_dir / "mailwright.db")
     try:
         assert conn.execute("SELECT rowid, header FROM blob_text").fetchall() == [
@@ -304,12 +269,12 @@ async def test_stored_message_info_reads_its_text_from_the_file(
     store.close()
     fresh = SqliteStore(data_dir)  # nothing cached
     try:
-        info = fresh.message_infos([_sha(NESTED)])[_sha(NESTED)]
+        info = fresh.message_infos([sha256_hex(NESTED)])[sha256_hex(NESTED)]
         assert isinstance(info.parts, textindex.PackedParts)
         assert info == analyze(NESTED)
         assert info.parts["2"].message_body_start is not None
         assert info.text == analyze(NESTED).text
-        fresh.blob_path(_sha(NESTED)).unlink()
+        fresh.blob_path(sha256_hex(NESTED)).unlink()
         assert info.text == ""  # gone: nothing to search
         assert info.bodystructure == analyze(NESTED).bodystructure
     finally:
@@ -347,7 +312,7 @@ def test_deferred_text_is_computed_at_each_read() -> None:
 
 # ----- migration 4 ------------------------------------------------------------------------------
 def test_migration_4_splits_the_json_and_keeps_the_index(data_dir: Path) -> None:
-    blobs = {_sha(PLAIN): PLAIN, _sha(INTL): INTL, _sha(NESTED): NESTED}
+    blobs = {sha256_hex(PLAIN): PLAIN, sha256_hex(INTL): INTL, sha256_hex(NESTED): NESTED}
     data_dir.mkdir(parents=True)
     for sha, raw in blobs.items():
         path = data_dir / "blobs" / sha[:2] / sha
@@ -381,7 +346,7 @@ def test_migration_4_splits_the_json_and_keeps_the_index(data_dir: Path) -> None
         meta = json.loads(analyze(INTL).to_json())
         meta["v"] = 0
         conn.execute(
-            "UPDATE blob_meta SET meta = ? WHERE sha256 = ?", (json.dumps(meta), _sha(INTL))
+            "UPDATE blob_meta SET meta = ? WHERE sha256 = ?", (json.dumps(meta), sha256_hex(INTL))
         )
     finally:
         conn.close()
@@ -397,11 +362,11 @@ def test_migration_4_splits_the_json_and_keeps_the_index(data_dir: Path) -> None
             conn.close()
         assert {sha: meta_id for sha, meta_id, _, _ in rows} == old  # the index's rowids
         versions = {sha: v for sha, _, v, _ in rows}
-        assert versions == {_sha(PLAIN): FORMAT_VERSION, _sha(INTL): 0,
-                            _sha(NESTED): FORMAT_VERSION}
+        assert versions == {sha256_hex(PLAIN): FORMAT_VERSION, sha256_hex(INTL): 0,
+                            sha256_hex(NESTED): FORMAT_VERSION}
         assert (config["automerge"], config["crisismerge"]) == (0, 64)
         for sha, raw in blobs.items():
-            assert _same(store.message_info(sha), analyze(raw))
+            assert same(store.message_info(sha), analyze(raw))
         assert store.search_text(1, "BODY", "inner words") == {3}
         assert store.search_text(1, "TEXT", "café") == {2}
     finally:

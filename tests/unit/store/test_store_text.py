@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import random
 import sqlite3
 from collections.abc import Callable
@@ -11,31 +10,13 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from store_helpers import Deliver
+from store_helpers import INTL, PLAIN, Deliver, execute, same, sha256_hex
 
 from mailwright.imap.search_eval import SearchContext, default_text_match, message_header
 from mailwright.message import FORMAT_VERSION, MessageInfo, analyze
 from mailwright.store import Account, MailboxInfo, NotFound, SqliteStore, TextField, textindex
 from mailwright.store.schema import MIGRATIONS, migrate
 
-PLAIN = (
-    b"From: Alice Example <alice@example.test>\r\n"
-    b"To: bob@example.test\r\n"
-    b"Subject: Quarterly report\r\n"
-    b"X-Custom: Zebra crossing\r\n"
-    b"\r\n"
-    b"The numbers are inside.\r\n"
-)
-INTL = (
-    b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.test>\r\n"
-    b"Subject: =?utf-8?q?Caf=C3=A9_cr=C3=A8me?=\r\n"
-    b"MIME-Version: 1.0\r\n"
-    b'Content-Type: text/plain; charset="utf-8"\r\n'
-    b"Content-Transfer-Encoding: base64\r\n"
-    b"\r\n"
-    # "Die Straße ist lang. ΣΊΣΥΦΟΣ\r\n"
-    b"RGllIFN0cmHDn2UgaXN0IGxhbmcuIM6jzorOo86lzqbOn86jDQo=\r\n"
-)
 SYMBOLS = (
     b"Subject: symbols\r\n"
     b"\r\n"
@@ -51,18 +32,6 @@ def _rows(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tup
         conn.close()
 
 
-def _execute(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> None:
-    conn = sqlite3.connect(data_dir / "mailwright.db", isolation_level=None)
-    try:
-        conn.execute(sql, params)
-    finally:
-        conn.close()
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _inbox(store: SqliteStore, account: Account) -> MailboxInfo:
     box = store.mailbox(account.id, "INBOX")
     assert box is not None
@@ -73,10 +42,6 @@ async def _append(store: SqliteStore, account: Account, mailbox: str, data: byte
     staged = store.stage()
     staged.write(data)
     return (await store.append(account.id, mailbox, staged)).uid
-
-
-def _same(a: MessageInfo, b: MessageInfo) -> bool:
-    return a.to_json() == b.to_json()
 
 
 def _meta_rows(data_dir: Path) -> dict[str, MessageInfo]:
@@ -117,17 +82,17 @@ async def test_deliver_stores_meta_and_index_row(
     store: SqliteStore, data_dir: Path, alice: Account, deliver: Deliver
 ) -> None:
     await deliver(PLAIN, [alice.id])
-    sha = _sha(PLAIN)
+    sha = sha256_hex(PLAIN)
     assert store.wait_for_index()  # the index row is written in the background
     [(meta_id,)] = _rows(data_dir, "SELECT id FROM blob_meta WHERE sha256 = ?", (sha,))
-    assert _same(_meta_rows(data_dir)[sha], analyze(PLAIN))
+    assert same(_meta_rows(data_dir)[sha], analyze(PLAIN))
     [(header, body)] = _rows(
         data_dir, "SELECT header, body FROM blob_text WHERE rowid = ?", (meta_id,)
     )
     assert "subject: quarterly report" in str(header)
     assert str(body).startswith("the numbers are inside.")
     assert _rows(data_dir, "SELECT count(*) FROM blob_text_pending") == [(0,)]
-    assert _same(store.message_info(sha), analyze(PLAIN))
+    assert same(store.message_info(sha), analyze(PLAIN))
 
 
 @pytest.mark.asyncio
@@ -141,7 +106,7 @@ async def test_append_stores_meta_for_small_and_large_messages(
     for data in (PLAIN, medium, large):
         await _append(store, alice, "Sent", data)
     metas = {sha: info.to_json() for sha, info in _meta_rows(data_dir).items()}
-    assert metas == {_sha(d): analyze(d).to_json() for d in (PLAIN, medium, large)}
+    assert metas == {sha256_hex(d): analyze(d).to_json() for d in (PLAIN, medium, large)}
     sent = store.mailbox(alice.id, "Sent")
     assert sent is not None
     assert store.search_text(sent.id, "BODY", "LINE OF TEXT") == {3}
@@ -190,19 +155,19 @@ async def test_message_info_falls_back_to_the_file_without_writing(
     await deliver(PLAIN, [alice.id])
     await deliver(INTL, [alice.id])
     store.close()
-    _execute(data_dir, "DELETE FROM blob_text")
-    _execute(data_dir, "DELETE FROM blob_meta WHERE sha256 = ?", (_sha(PLAIN),))
-    _execute(data_dir, "UPDATE blob_meta SET v = 0 WHERE sha256 = ?", (_sha(INTL),))
+    execute(data_dir, "DELETE FROM blob_text")
+    execute(data_dir, "DELETE FROM blob_meta WHERE sha256 = ?", (sha256_hex(PLAIN),))
+    execute(data_dir, "UPDATE blob_meta SET v = 0 WHERE sha256 = ?", (sha256_hex(INTL),))
     fresh = SqliteStore(data_dir)
     try:
-        assert _same(fresh.message_info(_sha(PLAIN)), analyze(PLAIN))
-        infos = fresh.message_infos([_sha(INTL), _sha(PLAIN)])
-        assert set(infos) == {_sha(INTL), _sha(PLAIN)}
-        assert _same(infos[_sha(INTL)], analyze(INTL))
+        assert same(fresh.message_info(sha256_hex(PLAIN)), analyze(PLAIN))
+        infos = fresh.message_infos([sha256_hex(INTL), sha256_hex(PLAIN)])
+        assert set(infos) == {sha256_hex(INTL), sha256_hex(PLAIN)}
+        assert same(infos[sha256_hex(INTL)], analyze(INTL))
     finally:
         fresh.close()
     # Readers never write: the rows are as they were.
-    assert _rows(data_dir, "SELECT sha256 FROM blob_meta") == [(_sha(INTL),)]
+    assert _rows(data_dir, "SELECT sha256 FROM blob_meta") == [(sha256_hex(INTL),)]
 
 
 @pytest.mark.asyncio
@@ -212,13 +177,13 @@ async def test_message_infos_answers_from_one_query_and_the_cache(
     await deliver(PLAIN, [alice.id])
     await deliver(INTL, [alice.id])
     unknown = "0" * 64
-    infos = store.message_infos([_sha(PLAIN), unknown, _sha(INTL), _sha(PLAIN)])
-    assert set(infos) == {_sha(PLAIN), _sha(INTL)}  # unknown blobs are left out
-    assert _same(infos[_sha(INTL)], analyze(INTL))
+    infos = store.message_infos([sha256_hex(PLAIN), unknown, sha256_hex(INTL), sha256_hex(PLAIN)])
+    assert set(infos) == {sha256_hex(PLAIN), sha256_hex(INTL)}  # unknown blobs are left out
+    assert same(infos[sha256_hex(INTL)], analyze(INTL))
     # Cached: the same objects come back without the database.
-    _execute(data_dir, "UPDATE blob_meta SET v = 0, envelope = x'00', parts = x''")
-    again = store.message_infos([_sha(PLAIN), _sha(INTL)])
-    assert again[_sha(PLAIN)] is infos[_sha(PLAIN)]
+    execute(data_dir, "UPDATE blob_meta SET v = 0, envelope = x'00', parts = x''")
+    again = store.message_infos([sha256_hex(PLAIN), sha256_hex(INTL)])
+    assert again[sha256_hex(PLAIN)] is infos[sha256_hex(PLAIN)]
     with pytest.raises(NotFound):
         store.message_info(unknown)
 
@@ -365,12 +330,12 @@ async def test_messages_without_index_rows_are_searched_from_their_files(
 ) -> None:
     # What a blob whose file could not be read during migration 3 looks like (then readable).
     assert store.wait_for_index()
-    _execute(data_dir, "DELETE FROM blob_text")
-    _execute(data_dir, "DELETE FROM blob_meta")
+    execute(data_dir, "DELETE FROM blob_text")
+    execute(data_dir, "DELETE FROM blob_meta")
     assert store.search_text(box.id, "TEXT", "x-custom: ZEBRA") == {1}
     assert store.search_text(box.id, "BODY", "strasse") == {2}
     assert store.search_text(box.id, "BODY", "z") == set()
-    store.blob_path(_sha(SYMBOLS)).unlink()  # gone: nothing to find, no error
+    store.blob_path(sha256_hex(SYMBOLS)).unlink()  # gone: nothing to find, no error
     assert store.search_text(box.id, "BODY", "twice") == set()
 
 
@@ -421,7 +386,7 @@ async def test_index_agrees_with_the_search_evaluator(
 # ----- migration 3 ---------------------------------------------------------------------------
 def test_migration_3_analyzes_and_indexes_existing_blobs(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
-    blobs = {_sha(PLAIN): PLAIN, _sha(INTL): INTL}
+    blobs = {sha256_hex(PLAIN): PLAIN, sha256_hex(INTL): INTL}
     missing = "f" * 64  # a row whose file is gone: the upgrade goes on without it
     conn = sqlite3.connect(data_dir / "mailwright.db", isolation_level=None)
     try:
@@ -456,7 +421,7 @@ def test_migration_3_analyzes_and_indexes_existing_blobs(data_dir: Path) -> None
         metas = {sha: info.to_json() for sha, info in _meta_rows(data_dir).items()}
         assert metas == {sha: analyze(raw).to_json() for sha, raw in blobs.items()}
         assert _rows(data_dir, "SELECT count(*) FROM blob_text_pending") == [(0,)]
-        assert _same(store.message_info(_sha(INTL)), analyze(INTL))
+        assert same(store.message_info(sha256_hex(INTL)), analyze(INTL))
         assert store.search_text(1, "TEXT", "café") == {2}
         assert store.search_text(1, "BODY", "numbers") == {1}
         assert store.search_text(1, "TEXT", "e") == {1, 2}

@@ -10,9 +10,12 @@ Environment variables (each overrides the file):
   MAILWRIGHT_DATA, MAILWRIGHT_HOSTNAME, MAILWRIGHT_CONFIG (the file itself),
   MAILWRIGHT_LISTEN_<NAME> for NAME in SMTP, SUBMISSION, SUBMISSIONS, POP3, POP3S, IMAP, IMAPS
   ("host:port"; an empty value turns the listener off; port 0 picks a free port),
-  MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [imap], [auth], [tls], [store]
-  tables,
-  e.g. MAILWRIGHT_SMTP_MAX_MESSAGE_SIZE=10485760 or MAILWRIGHT_AUTH_ALLOW_PLAINTEXT=true.
+  MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [imap], [auth], [tls], [store],
+  [queue], [dns], [inbound], [dkim] tables,
+  e.g. MAILWRIGHT_SMTP_MAX_MESSAGE_SIZE=10485760 or MAILWRIGHT_AUTH_ALLOW_PLAINTEXT=true,
+  and the short names of issue 5: MAILWRIGHT_ROUTES (= queue.routes), MAILWRIGHT_SMARTHOST
+  (= queue.smarthost), MAILWRIGHT_REMOTE_SMTP_PORT (= queue.remote_smtp_port) and
+  MAILWRIGHT_DNS_SERVERS (= dns.servers, which is also its long name).
 """
 
 from __future__ import annotations
@@ -137,6 +140,74 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """Outbound delivery (docs/sending.md)."""
+
+    # Waits between attempts after a temporary failure; the last one repeats until max_age.
+    # Postfix backs off from 5 min to 4000 s; we follow the issue's 5m..4h ladder.
+    retry_schedule: str = "5m,15m,30m,1h,2h,4h"
+    # RFC 5321 4.5.4.1: give up after at least 4-5 days; then a failure DSN.
+    max_age: float = 5 * 86400.0
+    # A delay DSN once a message has waited this long (0: never). Postfix: delay_warning_time.
+    delay_warning: float = 4 * 3600.0
+    # Outbound SMTP sessions at once, in total and per destination domain.
+    max_connections: int = 50
+    max_connections_per_domain: int = 5
+    # Port of remote MXes (25 on the internet; tests run whole networks unprivileged).
+    remote_smtp_port: int = 25
+    # Relay everything through this host ("host:port"; empty: deliver directly by MX).
+    smarthost: str = ""
+    smarthost_user: str = ""
+    smarthost_password: str = ""
+    # "starttls" (required), "implicit" (RFC 8314 port 465) or "none" (only on loopback/trusted nets).
+    smarthost_tls: str = "starttls"
+    # Static routes: "example.org=127.0.0.1:2600,example.net=[::1]:2601" (no MX lookup for them).
+    routes: str = ""
+    # STARTTLS policy: "opportunistic" (use it when offered) or "require" (defer without it);
+    # tls_require_domains lists domains that get "require" whatever the default.
+    tls_policy: str = "opportunistic"
+    tls_require_domains: str = ""
+    # Verify the peer's certificate (MX certificates are often self-signed; Postfix's "may"/
+    # "encrypt" levels do not verify either).
+    tls_verify: bool = False
+    connect_timeout: float = 30.0
+    # RFC 5321 4.5.3.2: 5 min for MAIL/RCPT, 10 min for the final '.'; one figure for all.
+    command_timeout: float = 300.0
+    # How often the runner looks for work queued by another process (the CLI's retry).
+    poll_interval: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    # "host[:port],..." (IPv6 as [addr]:port); empty: the system's /etc/resolv.conf.
+    servers: str = ""
+    timeout: float = 5.0
+    # Answers kept (bounded by their TTL).
+    cache_size: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConfig:
+    """SPF/DKIM/DMARC on the MX listener (RFC 7208, 6376, 7489, 8601)."""
+
+    checks: bool = True
+    # DMARC p=reject: refuse with 550 5.7.1 at the end of DATA (false: deliver to Junk).
+    enforce_dmarc: bool = True
+    # DMARC p=quarantine: deliver to the recipients' Junk mailbox.
+    quarantine_to_junk: bool = True
+    # SPF "fail" without any passing DKIM signature: deliver to Junk.
+    spf_fail_to_junk: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DkimConfig:
+    # Sign outbound mail from local domains with the keys under <data>/dkim (docs/sending.md).
+    sign: bool = True
+    # Selector used by `mailwright dkim generate` when none is given.
+    selector: str = "mw"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     hostname: str
@@ -147,6 +218,10 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -165,6 +240,16 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "auth": AuthConfig,
     "tls": TlsConfig,
     "store": StoreConfig,
+    "queue": QueueConfig,
+    "dns": DnsConfig,
+    "inbound": InboundConfig,
+    "dkim": DkimConfig,
+}
+# Short environment names that the issue (and its acceptance tests) use.
+_ENV_ALIASES: Final[Mapping[str, tuple[str, str]]] = {
+    "MAILWRIGHT_ROUTES": ("queue", "routes"),
+    "MAILWRIGHT_SMARTHOST": ("queue", "smarthost"),
+    "MAILWRIGHT_REMOTE_SMTP_PORT": ("queue", "remote_smtp_port"),
 }
 _TOP_KEYS: Final = frozenset({"data", "hostname", "listen", *_SECTIONS})
 
@@ -280,6 +365,10 @@ def load(
             env_value = env.get(f"MAILWRIGHT_{name.upper()}_{f.name.upper()}")
             if env_value is not None:
                 sections[name][f.name] = env_value
+    for env_name, (name, key) in _ENV_ALIASES.items():
+        env_value = env.get(env_name)
+        if env_value is not None:
+            sections[name][key] = env_value
 
     data = data_dir or env.get("MAILWRIGHT_DATA") or raw.get("data") or "./data"
     hostname = env.get("MAILWRIGHT_HOSTNAME") or raw.get("hostname") or socket.getfqdn()

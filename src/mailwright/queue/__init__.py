@@ -1,0 +1,1 @@
+"""Outbound delivery: the durable queue's runner, routing, SMTP client and DSNs."""

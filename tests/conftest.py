@@ -5,7 +5,9 @@ Fixture API (stable; every wire and e2e test uses it):
 ``server`` -> RunningServer
     A fresh server for one test: every listener (smtp, submission, submissions, pop3, pop3s) on
     127.0.0.1 port 0, a temporary data directory, hostname ``mail.example.test``, and
-    ``durable=False`` (no fsync) for speed. Stopped (gracefully) after the test.
+    ``durable=False`` (no fsync) for speed, and the inbound SPF/DKIM/DMARC checks off
+    (MAILWRIGHT_INBOUND_CHECKS=false; turn them on with a ``dns_server``, see below).
+    Stopped (gracefully) after the test.
 
 ``server_factory(env: dict[str, str] | None = None, durable: bool = False) -> RunningServer``
     Start more servers, or one with other settings. ``env`` holds MAILWRIGHT_* variables applied
@@ -35,6 +37,11 @@ RunningServer:
     .stop(grace=5.0)      graceful stop (idempotent); the fixture calls it for you
     .server: Server       the mailwright.server.Server object itself
 
+``dns_server`` -> DnsServer (tests/support/dnsserver.py)
+    An authoritative DNS server on 127.0.0.1 (UDP and TCP) for one test: ``.add(name, rtype,
+    value)``, ``.remove``, ``.fail(name, "servfail"|"timeout")``, ``.heal``, ``.queries``; its
+    ``.spec`` is the value for MAILWRIGHT_DNS_SERVERS.
+
 The server runs in a background thread with its own event loop, so plain sync tests can use
 smtplib/poplib, and async tests (pytest-asyncio) can run aiosmtplib on their own loop. Startup
 waits on the server's own signal (Server.start() returned, every port bound), never on a sleep
@@ -53,6 +60,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
+from support.dnsserver import DnsServer
+from support.smtp_peer import SmtpPeer
 
 from mailwright import config as mwconfig
 from mailwright.auth.passwords import hash_password
@@ -76,6 +85,14 @@ def base_env(data_dir: Path, durable: bool) -> dict[str, str]:
         MAILWRIGHT_DATA=str(data_dir),
         MAILWRIGHT_HOSTNAME=TEST_HOSTNAME,
         MAILWRIGHT_STORE_DURABLE="true" if durable else "false",
+        # SPF/DKIM/DMARC would ask the system's DNS about the test domains (slow, and a 451
+        # without a network); tests of the checks pass "true" with a `dns_server`.
+        MAILWRIGHT_INBOUND_CHECKS="false",
+        # The queue runner resolves remote domains: with nothing on port 9, every lookup is a
+        # quick temporary failure, so mail queued by a test stays queued (never a bounce made
+        # by whatever the machine's DNS answers). Queue tests pass a `dns_server` or routes.
+        MAILWRIGHT_DNS_SERVERS="127.0.0.1:9",
+        MAILWRIGHT_DNS_TIMEOUT="1",
     )
     return env
 
@@ -206,3 +223,31 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
 @pytest.fixture
 def server(server_factory: ServerFactory) -> RunningServer:
     return server_factory()
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """An authoritative test DNS server on 127.0.0.1 (tests/support/dnsserver.py); its `.spec`
+    is the value for MAILWRIGHT_DNS_SERVERS. Started for the test, stopped after it."""
+    with DnsServer() as dns:
+        yield dns
+
+
+class SmtpPeerFactory(Protocol):
+    def __call__(self, **options: Any) -> SmtpPeer: ...
+
+
+@pytest.fixture
+def smtp_peer_factory() -> Iterator[SmtpPeerFactory]:
+    """Start aiosmtpd peers (tests/support/smtp_peer.py): ``smtp_peer_factory(starttls=False,
+    host="127.0.0.2", port=other.port, ...)`` -> a started SmtpPeer; all stopped after the test."""
+    made: list[SmtpPeer] = []
+
+    def make(**options: Any) -> SmtpPeer:
+        peer = SmtpPeer(**options)
+        made.append(peer)
+        return peer.start()
+
+    yield make
+    for peer in reversed(made):
+        peer.stop()

@@ -30,16 +30,21 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from mailwright.auth.authenticator import Authenticator
 from mailwright.config import Config, ConfigError, ImapConfig, Listen, Pop3Config, SmtpConfig
-from mailwright.delivery import Deliverer
+from mailwright.mailauth.inbound import InboundChecker
 from mailwright.net.connection import Connection
 from mailwright.net.limits import ConnectionLimiter
+from mailwright.net.resolver import Resolver
 from mailwright.net.tls import load_server_context
+from mailwright.queue.waking import WakingDeliverer
 from mailwright.services import Services
 from mailwright.store.api import Store
+
+if TYPE_CHECKING:
+    from mailwright.queue.runner import QueueRunner
 
 log = logging.getLogger("mailwright.server")
 
@@ -139,6 +144,7 @@ class Server:
         self.bound: dict[str, tuple[str, int]] = {}
         self.services: Services | None = None
         self.store: Store | None = None
+        self.queue_runner: QueueRunner | None = None
         self._session_overrides = dict(sessions or {})
         self._open_store = open_store or _default_open_store
         self._listeners: list[_Listener] = []
@@ -164,22 +170,30 @@ class Server:
             ) from None
         _remove_listeners_file(config.data_dir)
         tls = load_server_context(config)
+        resolver = Resolver.from_config(config.dns)  # ConfigError on bad [dns] servers
         store = self._open_store(config.data_dir, config.store.durable)
         self.store = store
         self.services = Services(
             config=config,
             store=store,
-            deliverer=Deliverer(store, config.hostname),
+            deliverer=WakingDeliverer(store, config.hostname),  # wakes the queue runner
             authenticator=Authenticator(store, config.auth),
             tls=tls,
         )
+        self.services.resolver = resolver
+        if config.inbound.checks:
+            self.services.inbound = InboundChecker(resolver, config.inbound, config.hostname)
         try:
+            if isinstance(store, Store):  # not the lifecycle tests' stand-in
+                self.queue_runner = _build_queue_runner(self.services)
             for listener in listeners:
                 await self._bind(listener, config.listeners[listener.name], tls)
             self._write_listeners_file()
         except BaseException:
             await self._close_listeners()
             self.bound.clear()
+            if self.queue_runner is not None:
+                await self.queue_runner.stop()
             await store.aclose()
             raise
         log.info(
@@ -200,6 +214,9 @@ class Server:
         try:
             await self._close_listeners()
             await self._drain_sessions(grace)
+            if self.queue_runner is not None:
+                # Before the store closes; deliveries cut short stay queued (runner.py).
+                await self.queue_runner.stop()
             if self.store is not None:
                 await self.store.aclose()
             _remove_listeners_file(self.config.data_dir)
@@ -348,6 +365,22 @@ class Server:
             for task in list(self._sessions):
                 task.cancel()
             await asyncio.wait(list(self._sessions), timeout=5)
+
+
+def _build_queue_runner(services: Services) -> QueueRunner | None:
+    """Start the outbound queue runner (queue/service.py); None, with a warning, when this
+    build lacks the queue's modules (then mail for remote recipients stays queued)."""
+    try:
+        from mailwright.queue.service import build_runner
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("mailwright.queue"):
+            raise
+        log.warning("outbound queue not available (%s is missing): remote mail stays queued",
+                    exc.name)
+        return None
+    runner = build_runner(services)
+    runner.start()
+    return runner
 
 
 def _remove_listeners_file(data_dir: Path) -> None:

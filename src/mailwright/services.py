@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from mailwright.auth.authenticator import Authenticator
 from mailwright.config import Config
 from mailwright.delivery import Deliverer
+from mailwright.mailauth.inbound import InboundChecker
+from mailwright.net.resolver import Resolver
 from mailwright.store.api import Store
 
 
@@ -31,3 +33,7 @@ class Services:
     tls: ssl.SSLContext
     # Account ids whose POP3 maildrop is held by a session (RFC 1939 8: exclusive-access lock).
     pop3_locks: set[int] = field(default_factory=set)
+    # DNS for the queue and the inbound checks ([dns]); built by the server at start.
+    resolver: Resolver | None = None
+    # SPF/DKIM/DMARC on the MX listener (mailauth.inbound); None when [inbound] checks = false.
+    inbound: InboundChecker | None = None

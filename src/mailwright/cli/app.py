@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from mailwright.cli.admin import account_app, alias_app, domain_app
+from mailwright.cli.dkim import dkim_app
+from mailwright.cli.queue import queue_app
 from mailwright.cli.serve import serve
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app.command("serve")(serve)
 app.add_typer(domain_app, name="domain")
 app.add_typer(account_app, name="account")
 app.add_typer(alias_app, name="alias")
+app.add_typer(queue_app, name="queue")
+app.add_typer(dkim_app, name="dkim")
 
 
 def main() -> None:

@@ -164,8 +164,12 @@ class Deliverer:
         message: StagedMessage,
         envelope: Envelope,
         recipients: Sequence[tuple[EnvelopeRecipient, LocalRecipient | RemoteRecipient]],
+        *,
+        junk: bool = False,
     ) -> None:
         """Store once for every local account and queue every remote target; durable on return.
+
+        `junk`: local copies go to the accounts' Junk mailboxes (the inbound checks' verdict).
 
         A local account named by several recipients (directly and through an alias) gets one
         copy, as Postfix and Dovecot do with duplicate elimination.
@@ -183,7 +187,9 @@ class Deliverer:
             else:
                 remote.setdefault(resolution.address.lower(), rcpt)
         try:
-            await self.store.deliver(message, envelope, list(local), list(remote.values()))
+            await self.store.deliver(
+                message, envelope, list(local), list(remote.values()), junk=junk
+            )
         except NotFound as exc:
             # An account was removed between RCPT and the end of DATA. A temporary failure
             # makes the client retry, and the retry's RCPT gets the permanent 550 5.1.1.

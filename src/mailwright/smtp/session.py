@@ -23,7 +23,7 @@ import logging
 import secrets
 import ssl
 from datetime import UTC, datetime
-from typing import Final, assert_never
+from typing import TYPE_CHECKING, Final, assert_never
 
 from mailwright.auth import sasl
 from mailwright.delivery import LocalRecipient, Refusal, RemoteRecipient
@@ -70,6 +70,9 @@ from mailwright.store.api import (
     StagedMessage,
     StorageUnavailable,
 )
+
+if TYPE_CHECKING:
+    from mailwright.mailauth.policy import Verdict
 
 log = logging.getLogger("mailwright.smtp")
 
@@ -397,7 +400,19 @@ class Session:
         )
         queue_id, recipients = self.queue_id, self.recipients
         try:
-            await self.services.deliverer.deliver(staged, envelope, recipients)
+            verdict = await self._inbound_checks(staged, envelope)
+            if verdict is not None and verdict.action in ("reject", "tempfail"):
+                _abort(staged)
+                log.info(
+                    "smtp %s: %s %s from=<%s>: %s", self.conn.peer_ip, verdict.action,
+                    queue_id, envelope.mail_from, verdict.reason,
+                )
+                self._reset_transaction()
+                self.core.transition(cmd, ok=False)
+                self.reply(Reply(verdict.code, verdict.status, _verdict_text(verdict)))
+                return
+            junk = verdict is not None and verdict.action == "junk"
+            await self.services.deliverer.deliver(staged, envelope, recipients, junk=junk)
         except StorageUnavailable:
             _abort(staged)
             log.warning(
@@ -417,6 +432,20 @@ class Session:
         self._reset_transaction()
         self.core.transition(cmd, ok=True)
         self.reply(Reply(250, "2.0.0", f"OK queued as {queue_id}"))
+
+    async def _inbound_checks(self, staged: StagedMessage, envelope: Envelope) -> Verdict | None:
+        """SPF/DKIM/DMARC (mailauth.inbound) for unauthenticated mail on the MX listener only:
+        submission is authenticated, and its mail is ours to sign, not to judge. Adds the
+        Authentication-Results header to the staged message; None when no checks ran."""
+        inbound = self.services.inbound
+        if inbound is None or self.listener != "smtp" or self.account is not None:
+            return None
+        # A DNS failure is a tempfail verdict, not an exception; a full disk while rewriting
+        # the staged file is StorageUnavailable, answered like any other.
+        result = await inbound.process(
+            staged, client_ip=self.conn.peer_ip, helo=self.helo, mail_from=envelope.mail_from
+        )
+        return result.verdict
 
     def _trace_headers(self) -> bytes:
         """Return-Path and Received (RFC 5321 4.4), protocol names of RFC 3848 / RFC 6531 3.7.3."""
@@ -520,6 +549,12 @@ class Session:
         self.account = account
         log.info("smtp %s: authenticated as %s", self.conn.peer_ip, account.address)
         self.reply(R.AUTH_OK)
+
+
+def _verdict_text(verdict: Verdict) -> str:
+    if verdict.action == "reject":
+        return f"Message refused: {verdict.reason}"
+    return f"Temporary DNS failure checking the sender, try again later ({verdict.reason})"
 
 
 def _abort(staged: StagedMessage) -> None:

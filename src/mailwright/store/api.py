@@ -183,6 +183,24 @@ class FlagChange:
     modseq: int
 
 
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One outbound queue row: one remote recipient of one stored message."""
+
+    id: int
+    blob: str  # the stored file (starts with our own Return-Path line)
+    mail_from: str  # "" for the null reverse-path
+    mail_params: Mapping[str, str | None]  # BODY, RET, ENVID, SMTPUTF8 as received
+    rcpt: str
+    rcpt_params: Mapping[str, str | None]  # NOTIFY, ORCPT (RFC 3461)
+    origin: Mapping[str, str | None]  # helo, client_ip, authenticated_as of the submission
+    created: float  # seconds since the epoch: when it was accepted (DSN Arrival-Date)
+    next_attempt: float
+    attempts: int
+    last_error: str | None
+    delay_warned: bool  # the delay DSN went out (or was not wanted)
+
+
 class StagedMessage(Protocol):
     """A message being received: bytes go to a temporary file and are hashed as they arrive.
 
@@ -193,6 +211,15 @@ class StagedMessage(Protocol):
     def size(self) -> int: ...
 
     def write(self, data: bytes) -> None: ...
+
+    def read(self) -> bytes:
+        """Everything written so far (before delivery; blocking file I/O for a large one)."""
+        ...
+
+    def replace_head(self, head: bytes, length: int) -> None:
+        """Replace the first `length` octets written with `head` (re-hashing the whole), so the
+        inbound checks can add Authentication-Results above our Received header."""
+        ...
 
     def abort(self) -> None: ...
 
@@ -275,9 +302,13 @@ class Store(abc.ABC):
         envelope: Envelope,
         local_accounts: Sequence[int],
         remote_recipients: Sequence[EnvelopeRecipient],
+        *,
+        junk: bool = False,
     ) -> None:
         """Store one copy of the message for all local accounts (their INBOX) and queue it for the
         remote recipients, in one transaction. Durable when it returns (see module docstring).
+        `junk`: the local copies go to each account's \\Junk mailbox instead (INBOX if it has
+        none): the inbound checks' verdict (mailauth.policy).
         Raises StorageUnavailable on disk full / read-only / locked."""
 
     # ----- mailboxes (POP3 view of INBOX) ---------------------------------------------------------
@@ -429,9 +460,48 @@ class Store(abc.ABC):
     def changes(self) -> ChangeBus:
         """The change bus: events published after their commit (see store/changes.py)."""
 
-    # ----- outbound queue (delivery comes in a later issue) ------------------------------------
+    # ----- outbound queue (queue/runner.py delivers; the CLI inspects and nudges) ---------------
+    # One row per (message, remote recipient), written by `deliver()`. A row leaves the queue
+    # only through `queue_done` (after the remote 250, or once its failure DSN is stored) or
+    # `queue_delete`: a crash in between leaves it queued, so the worst case is a duplicate.
     @abc.abstractmethod
     def queue_size(self) -> int: ...
+
+    @abc.abstractmethod
+    def queue_entries(
+        self, *, due_before: float | None = None, limit: int | None = None
+    ) -> list[QueueEntry]:
+        """Rows in (next_attempt, id) order; only those with next_attempt <= due_before when
+        given."""
+
+    @abc.abstractmethod
+    def queue_entry(self, entry_id: int) -> QueueEntry | None: ...
+
+    @abc.abstractmethod
+    def queue_next_due(self) -> float | None:
+        """The earliest next_attempt of any row, or None when the queue is empty."""
+
+    @abc.abstractmethod
+    async def queue_done(self, ids: Sequence[int]) -> None:
+        """Delivered, or failed for good (its DSN already stored): the rows go, with their
+        references to the blob. Ids already gone are ignored. Durable on return."""
+
+    @abc.abstractmethod
+    async def queue_defer(self, ids: Sequence[int], next_attempt: float, error: str) -> None:
+        """A temporary failure: attempts += 1, last_error = error, retry at next_attempt."""
+
+    @abc.abstractmethod
+    async def queue_mark_warned(self, ids: Sequence[int]) -> None:
+        """The delay DSN for these rows was stored (RFC 3464: send it once)."""
+
+    @abc.abstractmethod
+    def queue_retry(self, ids: Sequence[int] | None = None, now: float | None = None) -> int:
+        """Make rows due now (all of them when `ids` is None); returns how many. For the CLI,
+        from any thread or process; the runner notices at its next poll."""
+
+    @abc.abstractmethod
+    def queue_delete(self, entry_id: int) -> None:
+        """Drop one row without a DSN (the CLI). Raises NotFound."""
 
     # ----- life cycle -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -144,6 +144,59 @@ class StagedBlob:
                 _reraise(exc)
             self._buffer.clear()
 
+    def read(self) -> bytes:
+        """Everything written so far, before `finish()` (api.StagedMessage.read): the inbound
+        checks need the whole message (DKIM hashes the body). Blocking I/O when it is on disk."""
+        if self._finished:
+            return self.raw()
+        if not self._flushed:
+            return bytes(self._buffer)
+        try:
+            return self.path.read_bytes() + bytes(self._buffer)
+        except OSError as exc:
+            _reraise(exc)
+
+    def replace_head(self, head: bytes, length: int) -> None:
+        """Replace the first `length` octets with `head` (api.StagedMessage.replace_head).
+
+        In memory this is a slice assignment; once bytes are on disk, the message is copied
+        into a new temp file (head first, then the old bytes after `length`) which replaces
+        the old one. Either way the SHA-256 and size are computed afresh, so the content
+        address stays the hash of exactly the bytes that will be stored.
+        """
+        if self._finished or not self._finalizer.alive:
+            raise RuntimeError("replace_head on a finished or aborted message")
+        if not 0 <= length <= self._size:
+            raise ValueError("replace_head beyond the end of the message")
+        if not self._flushed:
+            self._buffer[:length] = head
+            self._size = len(self._buffer)
+            self._hash = hashlib.sha256(self._buffer)
+            return
+        on_disk = self._size - len(self._buffer)
+        new = StagedBlob(self.path.parent)
+        try:
+            new.write(head)
+            with open(self.path, "rb") as old:
+                old.seek(min(length, on_disk))
+                while chunk := old.read(WRITE_BUFFER):
+                    new.write(chunk)
+            new.write(bytes(self._buffer[max(0, length - on_disk) :]))
+        except OSError as exc:
+            new.abort()
+            _reraise(exc)
+        except BaseException:
+            new.abort()
+            raise
+        # Take over the new file; the old one goes (its finalizer closes and unlinks it), and
+        # the new file's clean-up moves from `new` (about to be dropped) to this object.
+        self._finalizer()
+        new._finalizer.detach()
+        self.path, self._fd = new.path, new._fd
+        self._finalizer = weakref.finalize(self, _discard, self._fd, self.path)
+        self._buffer, self._hash, self._size = new._buffer, new._hash, new._size
+        self._flushed = new._flushed
+
     def finish(self, durable: bool) -> str:
         """Write the rest, fsync (when durable) and close; returns the SHA-256 hex.
 

@@ -266,6 +266,12 @@ MIGRATIONS: Final[Sequence[Migration]] = (
         "INSERT INTO blob_text (blob_text, rank) VALUES ('automerge', 0)",
         "INSERT INTO blob_text (blob_text, rank) VALUES ('crisismerge', 64)",
     ),
+    # 5: outbound delivery (issue 5). delay_warned: the delay DSN of the row was sent (RFC
+    # 3464: once). The runner reads due rows by next_attempt alone (`status` is unused).
+    (
+        "ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX queue_next ON queue(next_attempt, id)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

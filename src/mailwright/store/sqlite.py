@@ -9,7 +9,8 @@ Invariants:
 - Every write goes through the one `Writer` (group commit, writer.py); reads use one connection
   per thread (threading.local) and never block the writer (WAL).
 - Domains, accounts, aliases and their lookups live in the `SqliteAdminOps` mixin
-  (sqlite_admin.py), the IMAP operations in `SqliteImapOps` (sqlite_imap.py); this module
+  (sqlite_admin.py), the IMAP operations in `SqliteImapOps` (sqlite_imap.py), the outbound
+  queue's in `SqliteQueueOps` (sqlite_queue.py); this module
   keeps the plumbing, delivery and POP3.
 - A message becomes visible only in the commit that also makes it durable: its file fsynced
   and linked to its content address with that directory fsynced (blobs.py), then the rows
@@ -77,6 +78,7 @@ from mailwright.store.indexer import Indexer
 from mailwright.store.schema import migrate
 from mailwright.store.sqlite_admin import SqliteAdminOps, check_policy
 from mailwright.store.sqlite_imap import SqliteImapOps
+from mailwright.store.sqlite_queue import SqliteQueueOps
 from mailwright.store.writer import Transaction, Writer, raise_mapped
 
 T = TypeVar("T")
@@ -123,7 +125,7 @@ def connect(path: Path, durable: bool, *, readonly: bool = False) -> sqlite3.Con
     return conn
 
 
-class SqliteStore(SqliteAdminOps, SqliteImapOps, Store):
+class SqliteStore(SqliteAdminOps, SqliteImapOps, SqliteQueueOps, Store):
     def __init__(self, data_dir: Path, durable: bool = True) -> None:
         data_dir = Path(data_dir)
         self.data_dir = data_dir
@@ -237,6 +239,8 @@ class SqliteStore(SqliteAdminOps, SqliteImapOps, Store):
         envelope: Envelope,
         local_accounts: Sequence[int],
         remote_recipients: Sequence[EnvelopeRecipient],
+        *,
+        junk: bool = False,
     ) -> None:
         if not isinstance(message, StagedBlob):
             raise TypeError("deliver() takes a message from this store's stage()")
@@ -250,7 +254,7 @@ class SqliteStore(SqliteAdminOps, SqliteImapOps, Store):
         # the next group commit.
         await self._write_with_blob(
             message,
-            lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes),
+            lambda tx: self._deliver_op(tx, message, envelope, accounts, remotes, junk),
             analyze=bool(accounts),
         )
 
@@ -357,12 +361,18 @@ class SqliteStore(SqliteAdminOps, SqliteImapOps, Store):
         envelope: Envelope,
         accounts: list[int],
         remotes: list[EnvelopeRecipient],
+        junk: bool = False,
     ) -> None:
         conn = tx.conn
         inboxes: list[int] = []
         for account_id in accounts:
+            # `junk` (the inbound checks' verdict): the account's \Junk mailbox (RFC 6154),
+            # INBOX when it has none. INBOX sorts after any special-use row, so LIMIT 1.
             row = conn.execute(
-                "SELECT id FROM mailboxes WHERE account_id = ? AND name = 'INBOX'", (account_id,)
+                "SELECT id FROM mailboxes WHERE account_id = ? AND "
+                "(name = 'INBOX' OR (? AND special_use = '\\Junk')) "
+                "ORDER BY name = 'INBOX' LIMIT 1",
+                (account_id, junk),
             ).fetchone()
             if row is None:
                 raise NotFound(f"no account with id {account_id}")

@@ -97,7 +97,9 @@ class FakeDeliverer:
         self.staged.append(FakeStaged())
         return self.staged[-1]
 
-    async def deliver(self, staged: FakeStaged, envelope: Envelope, rcpts: Any) -> None:
+    async def deliver(
+        self, staged: FakeStaged, envelope: Envelope, rcpts: Any, junk: bool = False
+    ) -> None:
         if self.fail:
             raise StorageUnavailable("disk full")
         self.delivered.append((bytes(staged.data), envelope, list(rcpts)))
@@ -118,6 +120,7 @@ class FakeServices:
     authenticator: FakeAuth
     tls: Any = None
     store: Any = None
+    inbound: Any = None  # no SPF/DKIM/DMARC here: tests/wire/smtp/test_inbound_checks.py
 
 
 def services(**smtp: Any) -> FakeServices:

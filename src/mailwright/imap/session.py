@@ -367,6 +367,10 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
         await self.flush(force=True)
         read: asyncio.Task[bytes] | None = None
         changed: asyncio.Task[object] | None = None
+        subscription = self.subscription
+        if subscription is not None:
+            # Changes are written out as they arrive, without waking this task (base.py).
+            subscription.listener = self.push_in_idle
         try:
             while True:
                 event = self.parser.next_event()
@@ -402,6 +406,8 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                     read = None
                     self.parser.receive_data(data)
         finally:
+            if subscription is not None:
+                subscription.listener = None
             for task in (read, changed):
                 if task is not None and not task.done():
                     task.cancel()

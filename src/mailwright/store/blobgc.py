@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Final
 
+from mailwright.store import textindex
 from mailwright.store.blobs import BlobFiles
 from mailwright.store.writer import Transaction, Writer
 
@@ -215,20 +216,7 @@ def _remove(conn: sqlite3.Connection, candidates: list[str]) -> list[str]:
     if not doomed:
         return []
     shas = json.dumps(doomed)
-    # The rows of textindex.py (blob_meta, and blob_text whose rowid is blob_meta.id; a pending
-    # index row goes with blob_meta by trigger), then the blobs rows they reference: one
-    # statement each, so FTS5 flushes once per group.
-    ids = [
-        meta_id
-        for (meta_id,) in conn.execute(
-            "DELETE FROM blob_meta WHERE sha256 IN (SELECT value FROM json_each(?)) RETURNING id",
-            (shas,),
-        )
-    ]
-    if ids:
-        conn.execute(
-            "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),),
-        )
+    # The index rows first (textindex.py), then the blobs rows they reference.
+    textindex.delete_rows(conn, shas)
     conn.execute("DELETE FROM blobs WHERE sha256 IN (SELECT value FROM json_each(?))", (shas,))
     return doomed

@@ -23,8 +23,9 @@ transaction, so a crash or an error half-way leaves the database at its old vers
 - `meta('last_uidvalidity')` makes every mailbox incarnation's UIDVALIDITY unique and
   increasing (RFC 3501 2.3.1.1: a reused name with a reused UIDVALIDITY would let clients
   confuse two mailboxes).
-- `blobs.refcount` counts the messages and queue rows that reference a blob; a blob whose count
-  reaches 0 loses its row and (after the commit) its file.
+- `blobs.refcount` counts the messages and queue rows that reference a blob. A blob whose count
+  reaches 0 keeps its row until the background collector (blobgc.py) re-checks the count in its
+  own transaction and removes the row, then (after that commit) the file.
 """
 
 from __future__ import annotations

@@ -85,6 +85,7 @@ every blob that has it.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sqlite3
 import struct
@@ -327,12 +328,22 @@ def insert_meta(conn: sqlite3.Connection, sha: str, analysis: Analysis) -> None:
     conn.execute("INSERT INTO blob_text_pending (id) VALUES (?)", (meta_id,))
 
 
-def delete_rows(conn: sqlite3.Connection, sha: str) -> None:
-    """Remove a blob's blob_meta and index rows, if it has them (the trigger `blob_meta_gone`
-    removes a pending row)."""
-    row = conn.execute("DELETE FROM blob_meta WHERE sha256 = ? RETURNING id", (sha,)).fetchone()
-    if row is not None:
-        conn.execute("DELETE FROM blob_text WHERE rowid = ?", (row[0],))
+def delete_rows(conn: sqlite3.Connection, shas_json: str) -> None:
+    """Remove the blob_meta and blob_text rows of the blobs in `shas_json` (a JSON array of
+    SHA-256 hex; a pending index row goes with blob_meta by the trigger `blob_meta_gone`).
+    One statement per table, so that FTS5 flushes once per group, not once per blob."""
+    ids = [
+        meta_id
+        for (meta_id,) in conn.execute(
+            "DELETE FROM blob_meta WHERE sha256 IN (SELECT value FROM json_each(?)) RETURNING id",
+            (shas_json,),
+        )
+    ]
+    if ids:
+        conn.execute(
+            "DELETE FROM blob_text WHERE rowid IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
 
 
 def match_query(needle: str, field: TextField) -> str:

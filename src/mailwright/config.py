@@ -159,7 +159,7 @@ class QueueConfig:
     smarthost: str = ""
     smarthost_user: str = ""
     smarthost_password: str = ""
-    # "starttls" (required), "implicit" (RFC 8314 port 465) or "none" (only on loopback/trusted nets).
+    # "starttls" (required), "implicit" (RFC 8314 port 465) or "none" (trusted networks only).
     smarthost_tls: str = "starttls"
     # Static routes: "example.org=127.0.0.1:2600,example.net=[::1]:2601" (no MX lookup for them).
     routes: str = ""

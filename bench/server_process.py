@@ -69,6 +69,10 @@ class ServerProcess:
             # Fsynced before every 250 (the point); BENCH_DURABLE=false measures CPU cost alone.
             MAILWRIGHT_STORE_DURABLE=os.environ.get("BENCH_DURABLE", "true"),
             MAILWRIGHT_IMAP_MAX_CONNECTIONS_PER_IP=str(MAX_CONNECTIONS_PER_IP),
+            # SPF/DKIM/DMARC on the MX would measure this machine's DNS (bench.inbound_checks
+            # measures the checks against a loopback DNS server); BENCH_INBOUND_CHECKS=true
+            # turns them on.
+            MAILWRIGHT_INBOUND_CHECKS=os.environ.get("BENCH_INBOUND_CHECKS", "false"),
         )
         env.update(extra_env or {})
         # --profile: the server runs under cProfile, which writes its stats on the clean exit.

@@ -51,6 +51,7 @@ or a connect-retry loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ssl
 import threading
@@ -78,6 +79,19 @@ TEST_HOSTNAME = "mail.example.test"
 START_TIMEOUT = 30.0
 
 
+_FAILING_DNS: list[DnsServer] = []
+
+
+def failing_dns_spec() -> str:
+    """A DNS server answering SERVFAIL to every query, started once per test process."""
+    if not _FAILING_DNS:
+        dns = DnsServer().start()
+        dns.fail("*")
+        atexit.register(dns.stop)
+        _FAILING_DNS.append(dns)
+    return _FAILING_DNS[0].spec
+
+
 def base_env(data_dir: Path, durable: bool) -> dict[str, str]:
     env = {f"MAILWRIGHT_LISTEN_{name.upper()}": f"{HOST}:0" for name in
            ("smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")}
@@ -88,11 +102,11 @@ def base_env(data_dir: Path, durable: bool) -> dict[str, str]:
         # SPF/DKIM/DMARC would ask the system's DNS about the test domains (slow, and a 451
         # without a network); tests of the checks pass "true" with a `dns_server`.
         MAILWRIGHT_INBOUND_CHECKS="false",
-        # The queue runner resolves remote domains: with nothing on port 9, every lookup is a
-        # quick temporary failure, so mail queued by a test stays queued (never a bounce made
-        # by whatever the machine's DNS answers). Queue tests pass a `dns_server` or routes.
-        MAILWRIGHT_DNS_SERVERS="127.0.0.1:9",
-        MAILWRIGHT_DNS_TIMEOUT="1",
+        # The queue runner resolves remote domains: this server answers SERVFAIL at once, so
+        # mail queued by a test stays queued (deferred; never a bounce made by whatever the
+        # machine's DNS answers, nor a lookup still in flight when the test ends). Queue tests
+        # pass a `dns_server` or routes.
+        MAILWRIGHT_DNS_SERVERS=failing_dns_spec(),
     )
     return env
 

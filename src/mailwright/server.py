@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from mailwright.auth.authenticator import Authenticator
 from mailwright.config import Config, ConfigError, ImapConfig, Listen, Pop3Config, SmtpConfig
-from mailwright.mailauth.inbound import InboundChecker
 from mailwright.net.connection import Connection
 from mailwright.net.limits import ConnectionLimiter
 from mailwright.net.resolver import Resolver
 from mailwright.net.tls import load_server_context
+from mailwright.queue.service import build_runner
 from mailwright.queue.waking import WakingDeliverer
 from mailwright.services import Services
 from mailwright.store.api import Store
@@ -182,6 +182,10 @@ class Server:
         )
         self.services.resolver = resolver
         if config.inbound.checks:
+            # Here, not at the top: with the checks off, dkimpy and the public suffix list
+            # stay out of the process.
+            from mailwright.mailauth.inbound import InboundChecker
+
             self.services.inbound = InboundChecker(resolver, config.inbound, config.hostname)
         try:
             if isinstance(store, Store):  # not the lifecycle tests' stand-in
@@ -367,17 +371,8 @@ class Server:
             await asyncio.wait(list(self._sessions), timeout=5)
 
 
-def _build_queue_runner(services: Services) -> QueueRunner | None:
-    """Start the outbound queue runner (queue/service.py); None, with a warning, when this
-    build lacks the queue's modules (then mail for remote recipients stays queued)."""
-    try:
-        from mailwright.queue.service import build_runner
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("mailwright.queue"):
-            raise
-        log.warning("outbound queue not available (%s is missing): remote mail stays queued",
-                    exc.name)
-        return None
+def _build_queue_runner(services: Services) -> QueueRunner:
+    """Build and start the outbound queue runner (queue/service.py)."""
     runner = build_runner(services)
     runner.start()
     return runner

@@ -12,7 +12,8 @@ Behaviour (what resolvers see):
   an empty answer (NODATA).
 - UDP answers larger than the client's limit (512, or its EDNS payload size) are sent truncated
   (TC) with no records, so clients retry over TCP (RFC 1035 4.2.1, RFC 7766).
-- `fail(name)` makes a name answer SERVFAIL, or nothing at all ("timeout").
+- `fail(name)` makes a name answer SERVFAIL, or nothing at all ("timeout"); `fail("*")` does so
+  for every name without a failure mode of its own.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ class DnsServer:
         qtype = QTYPE.get(request.q.qtype)
         self.queries.append((qname, str(qtype)))
         with self._lock:
-            mode = self._failures.get(qname)
+            mode = self._failures.get(qname, self._failures.get("*"))
             if mode == "timeout":
                 return None
             if mode == "servfail":

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
-
 from mailwright.mailauth.keys import (
     DkimKey,
     DkimKeyError,
@@ -97,6 +95,10 @@ class DkimSigner:
         keys = self._keys(domain)
         if not keys:
             return b""
+        # Imported on the first message there is a key for: a server that signs nothing does
+        # not carry dkimpy (and its crypto back ends) in memory.
+        import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
+
         try:
             parsed = dkim.DKIM(message, linesep=b"\r\n")
             include = signed_header_list(parsed.headers)

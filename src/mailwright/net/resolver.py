@@ -10,16 +10,20 @@ Invariants:
   which is always `DnsTemporaryError`, never an empty answer: a DNS outage must never look like
   "no SPF record" or "no MX" (RFC 7208 5, RFC 5321 5.1).
 - Answers are cached for their TTL in a bounded LRU (`[dns] cache_size` entries). Negative
-  answers are cached only for the SOA minimum the server sent with them (RFC 2308 5); without an
-  SOA they are not cached.
+  answers are cached for the SOA minimum the server sent with them (RFC 2308 5); without an SOA,
+  for NO_SOA_NEGATIVE_TTL seconds only.
+- Concurrent lookups of one name and type share one query: 10 messages from one sender arriving
+  at once ask for its SPF and DMARC records once, not ten times (a burst of identical queries is
+  what upstream resolvers rate-limit, turning a busy minute into timeouts).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 import dns.asyncresolver
 import dns.exception
@@ -42,6 +46,10 @@ T = TypeVar("T")
 EDNS_PAYLOAD: Final = 1232
 # RFC 2308 5: negative answers are cached for the SOA MINIMUM; cap it as resolvers do (3 h).
 MAX_NEGATIVE_TTL: Final = 10800
+# RFC 2308 5 advises against caching a negative answer without an SOA, because caching servers
+# could bounce it between them forever; we serve no one, so that loop cannot form, and a few
+# seconds spare the upstream resolver one query per message during a burst.
+NO_SOA_NEGATIVE_TTL: Final = 5
 # Positive answers: one day at most, so a changed record is seen eventually even if its TTL is huge.
 MAX_TTL: Final = 86400
 
@@ -108,6 +116,7 @@ class Resolver:
         self._timeout = timeout
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int], tuple[float, object]] = OrderedDict()
+        self._inflight: dict[tuple[str, int], asyncio.Future[object]] = {}
         self.lookups = 0  # queries actually sent (cache misses), for tests and the bench
 
     @classmethod
@@ -160,13 +169,47 @@ class Resolver:
     ) -> list[T] | None:
         """Cached lookup: the converted records, [] for NODATA, None for NXDOMAIN."""
         key = (name.rstrip(".").lower(), rdtype)
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None:
-            if hit[0] > now:
-                self._cache.move_to_end(key)
-                return hit[1]  # type: ignore[return-value]  # stored below for this same key
-            del self._cache[key]
+        while True:
+            hit = self._cache.get(key)
+            if hit is not None:
+                if hit[0] > time.monotonic():
+                    self._cache.move_to_end(key)
+                    return hit[1]  # type: ignore[return-value]  # stored below for this same key
+                del self._cache[key]
+            pending = self._inflight.get(key)
+            if pending is None:
+                break
+            try:
+                return cast("list[T] | None", await asyncio.shield(pending))
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # we were cancelled
+                # The lookup we waited for was cancelled with its caller: do it ourselves.
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._fetch(key, name, rdtype, convert)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody waiting is not an error
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _fetch(
+        self,
+        key: tuple[str, int],
+        name: str,
+        rdtype: int,
+        convert: Callable[[dns.resolver.Answer], list[T]],
+    ) -> list[T] | None:
+        """Query, convert and cache (see `_lookup`)."""
         result: list[T] | None
         try:
             answer = await self._query(name, rdtype)
@@ -176,7 +219,7 @@ class Resolver:
             result = convert(answer)
             ttl = min(max(0, int(answer.expiration - time.time())), MAX_TTL)
         if ttl > 0 and self._cache_size > 0:
-            self._cache[key] = (now + ttl, result)
+            self._cache[key] = (time.monotonic() + ttl, result)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
@@ -211,14 +254,17 @@ def _addresses(answer: dns.resolver.Answer) -> list[str]:
 
 
 def _negative_ttl(responses: Iterable[dns.message.Message]) -> int:
-    """RFC 2308 5: min(SOA TTL, SOA MINIMUM) from the authority section; 0 without an SOA."""
+    """RFC 2308 5: min(SOA TTL, SOA MINIMUM) from the authority section; NO_SOA_NEGATIVE_TTL
+    without an SOA."""
     best = 0
+    found = False
     for response in responses:
         for rrset in response.authority:
             if rrset.rdtype == dns.rdatatype.SOA:
+                found = True
                 ttl = min(rrset.ttl, min(r.minimum for r in rrset))
                 best = max(best, min(ttl, MAX_NEGATIVE_TTL))
-    return best
+    return best if found else NO_SOA_NEGATIVE_TTL
 
 
 def _host(text: str) -> str:

@@ -6,10 +6,9 @@ start (ConfigError with one line) rather than at the first outbound message.
 
 from __future__ import annotations
 
-import importlib
-import logging
 from typing import TYPE_CHECKING
 
+from mailwright.mailauth.dkim_sign import DkimSigner
 from mailwright.queue.prepare import Signer
 from mailwright.queue.routing import Router
 from mailwright.queue.runner import QueueRunner, outbound_tls_context
@@ -18,21 +17,14 @@ from mailwright.queue.waking import WakingDeliverer
 if TYPE_CHECKING:
     from mailwright.services import Services
 
-log = logging.getLogger(__name__)
-
 
 def load_signer(services: Services) -> Signer | None:
-    """helper D's DkimSigner over <data>/dkim when [dkim] sign is on and the module exists."""
+    """A DkimSigner over <data>/dkim when [dkim] sign is on (it signs for the domains that
+    have keys there, and notices keys added while the server runs)."""
     config = services.config
     if not config.dkim.sign:
         return None
-    try:
-        module = importlib.import_module("mailwright.mailauth.dkim_sign")
-    except ModuleNotFoundError:
-        log.warning("dkim: mailwright.mailauth.dkim_sign is not available; not signing")
-        return None
-    signer: Signer = module.DkimSigner(config.data_dir / "dkim")
-    return signer
+    return DkimSigner(config.data_dir / "dkim")
 
 
 def build_runner(services: Services) -> QueueRunner:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import dns.rdatatype
 import pytest
 from support.dnsserver import DnsServer
 
 from mailwright.config import ConfigError, DnsConfig
-from mailwright.net.resolver import DnsTemporaryError, Resolver, parse_servers
+from mailwright.net.resolver import (
+    NO_SOA_NEGATIVE_TTL,
+    DnsTemporaryError,
+    Resolver,
+    parse_servers,
+)
 
 
 def make(dns: DnsServer, timeout: float = 2.0) -> Resolver:
@@ -163,3 +172,34 @@ async def test_cache_is_bounded_lru(dns_server: DnsServer) -> None:
     assert resolver.lookups == before
     await resolver.txt("b.example")
     assert resolver.lookups == before + 1
+
+
+@pytest.mark.asyncio
+async def test_concurrent_lookups_of_one_name_share_one_query(dns_server: DnsServer) -> None:
+    dns_server.add("_dmarc.burst.example", "TXT", "v=DMARC1; p=none")
+    resolver = make(dns_server)
+    answers = await asyncio.gather(*(resolver.txt("_dmarc.burst.example") for _ in range(10)))
+    assert answers == [["v=DMARC1; p=none"]] * 10
+    assert resolver.lookups == 1
+
+
+@pytest.mark.asyncio
+async def test_a_shared_failure_reaches_every_waiter(dns_server: DnsServer) -> None:
+    dns_server.fail("broken.example")
+    resolver = make(dns_server)
+    outcomes = await asyncio.gather(
+        *(resolver.txt("broken.example") for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(o, DnsTemporaryError) for o in outcomes)
+    assert resolver.lookups == 1
+
+
+@pytest.mark.asyncio
+async def test_negative_answer_without_soa_is_cached_briefly(dns_server: DnsServer) -> None:
+    resolver = make(dns_server)
+    assert await resolver.txt("_dmarc.nothing.example") is None
+    assert await resolver.txt("_dmarc.nothing.example") is None
+    assert resolver.lookups == 1
+    # ... and only briefly: the entry expires after NO_SOA_NEGATIVE_TTL seconds.
+    key = ("_dmarc.nothing.example", dns.rdatatype.TXT)
+    assert resolver._cache[key][0] - time.monotonic() <= NO_SOA_NEGATIVE_TTL

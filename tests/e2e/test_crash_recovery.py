@@ -7,54 +7,25 @@ discipline by itself; the store's unit tests and the durability design cover tha
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import signal
 import smtplib
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import pytest
+from support.serve_process import cli, serve_env, start
 
 from mailwright.store import open_store
 
-MAILWRIGHT = [sys.executable, "-m", "mailwright"]
 ROUNDS = 3
 SENDERS = 4
 
 
-def cli(data: Path, *args: str, stdin: str | None = None) -> None:
-    subprocess.run(
-        [*MAILWRIGHT, *args, "--data", str(data)], input=stdin, text=True, check=True,
-        capture_output=True, timeout=60,
-    )
-
-
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = dict(os.environ)
-    env.update(
-        MAILWRIGHT_LISTEN_SMTP="127.0.0.1:0", MAILWRIGHT_LISTEN_SUBMISSION="",
-        MAILWRIGHT_LISTEN_SUBMISSIONS="", MAILWRIGHT_LISTEN_POP3="", MAILWRIGHT_LISTEN_POP3S="",
-        MAILWRIGHT_HOSTNAME="mx.example.test",
-    )
-    listeners = data / "listeners.json"
-    listeners.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "serve", "--data", str(data)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    # listeners.json is written atomically once every listener is bound: that is the signal.
-    deadline = time.monotonic() + 30
-    while not listeners.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("server did not start")
-        time.sleep(0.02)
-    return proc, int(json.loads(listeners.read_text())["smtp"]["port"])
+    proc, ports = start(data, serve_env("smtp"))
+    return proc, ports["smtp"]
 
 
 def sender(port: int, worker: int, stop: threading.Event, acked: dict[str, bytes]) -> None:

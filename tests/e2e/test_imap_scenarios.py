@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import email
 import imaplib
-import json
 import os
 import poplib
 import re
@@ -21,7 +20,6 @@ import signal
 import smtplib
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -30,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.serve_process import cli, serve_env, start
 
 RunningServer = Any  # tests/conftest.py's RunningServer (tests/ is not a package)
 ServerFactory = Any
 
 ALICE, ALICE_PW = "alice@example.test", "alice-password"
 BOB, BOB_PW = "bob@example.test", "bob-password"
-MAILWRIGHT = [sys.executable, "-m", "mailwright"]
 # Generous bounds for "as it happens" (the design target is 100 ms; CI machines are slow).
 PUSH_TIMEOUT = 10.0
 # Socket timeouts of the Python clients: far above any answer, but a hang fails the test.
@@ -492,40 +490,18 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     data = tmp_path / "data"
     procs: list[subprocess.Popen[bytes]] = []
 
-    def cli(*args: str, stdin: str | None = None) -> None:
-        subprocess.run([*MAILWRIGHT, *args, "--data", str(data)], input=stdin, text=True,
-                       check=True, capture_output=True, timeout=60, env=_env())
-
-    def start() -> tuple[subprocess.Popen[bytes], dict[str, int]]:
-        listeners = data / "listeners.json"
-        listeners.unlink(missing_ok=True)
-        proc = subprocess.Popen([*MAILWRIGHT, "serve", "--data", str(data)], env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start_server() -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+        proc, ports = start(data, serve_env("smtp", "imap"))
         procs.append(proc)
-        deadline = time.monotonic() + 30
-        while not listeners.exists():  # written atomically once every listener is bound
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("server did not start")
-            time.sleep(0.02)
-        ports = {k: v["port"] for k, v in json.loads(listeners.read_text()).items()}
         return proc, ports
 
-    cli("domain", "add", "example.test")
-    cli("account", "add", ALICE, "--password-stdin", stdin=ALICE_PW + "\n")
-    yield start
+    cli(data, "domain", "add", "example.test")
+    cli(data, "account", "add", ALICE, "--password-stdin", stdin=ALICE_PW + "\n")
+    yield start_server
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWRIGHT_")}
-    for name in ("submission", "submissions", "pop3", "pop3s", "imaps"):
-        env[f"MAILWRIGHT_LISTEN_{name.upper()}"] = ""
-    env.update(MAILWRIGHT_LISTEN_SMTP="127.0.0.1:0", MAILWRIGHT_LISTEN_IMAP="127.0.0.1:0",
-               MAILWRIGHT_HOSTNAME="mx.example.test")
-    return env
 
 
 def plain_imap(port: int) -> imaplib.IMAP4:

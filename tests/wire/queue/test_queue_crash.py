@@ -11,59 +11,31 @@ The peer answers every line a second late, so the kill lands at a known point of
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import smtplib
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.serve_process import cli, serve_env, start
 from support.smtp_peer import SmtpPeer
 
 from mailwright.store import open_store
 
-MAILWRIGHT = [sys.executable, "-m", "mailwright"]
 SUBJECT = b"Subject: survives a crash\r\n"
 
 
-def cli(data: Path, *args: str, stdin: str | None = None) -> None:
-    subprocess.run(
-        [*MAILWRIGHT, *args, "--data", str(data)], input=stdin, text=True, check=True,
-        capture_output=True, timeout=60,
-    )
-
-
 def start_server(data: Path, peer: SmtpPeer) -> tuple[subprocess.Popen[bytes], int]:
-    env = dict(os.environ)
-    env.update(
-        MAILWRIGHT_LISTEN_SMTP="", MAILWRIGHT_LISTEN_SUBMISSION="127.0.0.1:0",
-        MAILWRIGHT_LISTEN_SUBMISSIONS="", MAILWRIGHT_LISTEN_POP3="", MAILWRIGHT_LISTEN_POP3S="",
-        MAILWRIGHT_LISTEN_IMAP="", MAILWRIGHT_LISTEN_IMAPS="",
-        MAILWRIGHT_HOSTNAME="mx.example.test",
+    env = serve_env(
+        "submission",
         MAILWRIGHT_ROUTES=f"example.net=127.0.0.1:{peer.port}",
         MAILWRIGHT_DNS_SERVERS="127.0.0.1:9",  # never asked: the route is static
-        MAILWRIGHT_INBOUND_CHECKS="false",
         MAILWRIGHT_DKIM_SIGN="false",
     )
-    listeners = data / "listeners.json"
-    listeners.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "serve", "--data", str(data)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    # listeners.json is written atomically once every listener is bound (another process: a
-    # file is the only signal it gives).
-    deadline = time.monotonic() + 30
-    while not listeners.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("server did not start")
-        time.sleep(0.02)
-    return proc, int(json.loads(listeners.read_text())["submission"]["port"])
+    proc, ports = start(data, env)
+    return proc, ports["submission"]
 
 
 def queue_size(data: Path) -> int:

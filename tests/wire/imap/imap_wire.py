@@ -343,3 +343,54 @@ import mailwright.auth.passwords as _passwords  # noqa: E402
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     cheap = _argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     monkeypatch.setattr(_passwords, "_HASHER", cheap)
+
+
+# ----- mailbox-command helpers (test_mailboxes.py, test_listing.py) ---------------------------
+# The special-use mailboxes every new account gets (RFC 6154).
+SPECIAL = {"Sent": b"\\Sent", "Drafts": b"\\Drafts", "Trash": b"\\Trash", "Junk": b"\\Junk",
+           "Archive": b"\\Archive"}
+
+
+def ok(c: WireClient, tag: str, command: str | bytes) -> list[bytes]:
+    """Run a command that must succeed; its untagged lines."""
+    reply = c.cmd(tag, command)
+    assert last(reply).startswith(tag.encode() + b" OK"), reply
+    return reply[:-1]
+
+
+def refused(c: WireClient, tag: str, command: str | bytes, prefix: str) -> bytes:
+    reply = c.cmd(tag, command)
+    assert last(reply).startswith(f"{tag} {prefix}".encode()), reply
+    return last(reply)
+
+
+_LIST = re.compile(rb'^\* (LIST|LSUB) \(([^)]*)\) (?:"(.)"|NIL) (.+?)(?: (\(.*\)))?\r\n$')
+
+
+def parse_list(lines: list[bytes]) -> dict[bytes, tuple[set[bytes], bytes]]:
+    """{wire name (quotes removed): ({attributes}, extended data)} of LIST/LSUB lines."""
+    out: dict[bytes, tuple[set[bytes], bytes]] = {}
+    for line in lines:
+        m = _LIST.match(line)
+        if m is None:
+            continue
+        name = m.group(4)
+        if name.startswith(b'"'):
+            name = name[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+        out[name] = (set(m.group(2).split()), m.group(5) or b"")
+    return out
+
+
+def names(lines: list[bytes]) -> list[bytes]:
+    return list(parse_list(lines))
+
+
+def status_of(lines: list[bytes]) -> dict[bytes, dict[bytes, int]]:
+    out: dict[bytes, dict[bytes, int]] = {}
+    for line in lines:
+        m = re.match(rb"^\* STATUS (.+) \(([^)]*)\)\r\n$", line)
+        if m is not None:
+            name = m.group(1).strip(b'"')
+            words = m.group(2).split()
+            out[name] = {k: int(v) for k, v in zip(words[::2], words[1::2], strict=True)}
+    return out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,12 +14,6 @@ from imap_wire import ALICE, PASSWORD, ImapEnv, WireClient, last, make_env, mess
 from imapclient import IMAPClient
 
 LIMIT = 1000
-
-
-@pytest.fixture
-def c(imap: ImapEnv) -> Iterator[WireClient]:
-    with wire(imap) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import smtplib
 import time
-from collections.abc import Iterator
 
-import pytest
 from imap_wire import ALICE, PASSWORD, ImapEnv, WireClient, last, message, wire
 from imapclient import IMAPClient
 
 # Issue 4 asks for 100 ms; this only catches "not pushed at all" (polling, or a lost wake-up).
 PUSH_DEADLINE = 2.0
-
-
-@pytest.fixture
-def c(imap: ImapEnv) -> Iterator[WireClient]:
-    with wire(imap) as client:
-        yield client
 
 
 def start_idle(c: WireClient, tag: str = "i") -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,6 @@ import pytest
 from imap_wire import ImapEnv, WireClient, last, make_env, message, wire
 
 from mailwright.imap.parser import DEFAULT_MAX_LINE, DEFAULT_MAX_LITERAL
-
-
-@pytest.fixture
-def c(imap: ImapEnv) -> Iterator[WireClient]:
-    with wire(imap) as client:
-        yield client
 
 
 def usable(c: WireClient, tag: str = "z") -> None:

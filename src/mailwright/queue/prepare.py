@@ -20,7 +20,7 @@ _HEAD_READ: Final = 8192
 
 
 class Signer(Protocol):
-    """mailwright.mailauth.dkim_sign.DkimSigner (helper D) satisfies this."""
+    """What the runner needs of a DKIM signer (mailauth.dkim_sign.DkimSigner is one)."""
 
     def sign(self, message: bytes, *, domain: str) -> bytes: ...
 

@@ -345,7 +345,7 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_passwords, "_HASHER", cheap)
 
 
-# ----- mailbox-command helpers (test_mailboxes.py, test_listing.py) ---------------------------
+# ----- mailbox-command helpers (test_mailboxes.py, test_list_and_status.py) ----------------
 # The special-use mailboxes every new account gets (RFC 6154).
 SPECIAL = {"Sent": b"\\Sent", "Drafts": b"\\Drafts", "Trash": b"\\Trash", "Junk": b"\\Junk",
            "Archive": b"\\Archive"}

@@ -1,7 +1,7 @@
 """Mailbox commands over the wire: ENABLE, ID, NAMESPACE, NOOP, CHECK, CREATE, DELETE, RENAME,
 SELECT and EXAMINE, and whole sessions as real clients run them (LIST, LSUB, STATUS and mailbox
-names are in test_listing.py). imapclient where it decodes the answer for us, a raw socket to see
-the exact bytes.
+names are in test_list_and_status.py). imapclient where it decodes the answer for us, a raw
+socket to see the exact bytes.
 """
 
 from __future__ import annotations

@@ -221,6 +221,8 @@ class Server:
             if self.queue_runner is not None:
                 # Before the store closes; deliveries cut short stay queued (runner.py).
                 await self.queue_runner.stop()
+            if self.services is not None and self.services.resolver is not None:
+                await self.services.resolver.aclose()
             if self.store is not None:
                 await self.store.aclose()
             _remove_listeners_file(self.config.data_dir)

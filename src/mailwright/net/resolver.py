@@ -117,6 +117,7 @@ class Resolver:
         self._cache_size = cache_size
         self._cache: OrderedDict[tuple[str, int], tuple[float, object]] = OrderedDict()
         self._inflight: dict[tuple[str, int], asyncio.Future[object]] = {}
+        self._queries: set[asyncio.Future[dns.resolver.Answer]] = set()
         self.lookups = 0  # queries actually sent (cache misses), for tests and the bench
 
     @classmethod
@@ -162,6 +163,12 @@ class Resolver:
             return [_host(r.target.to_text()) for r in answer]
 
         return await self._lookup(name, dns.rdatatype.PTR, convert) or []
+
+    async def aclose(self) -> None:
+        """Let queries whose callers were cancelled finish (each within the timeout), so that
+        none is cut off with its socket open when the event loop closes."""
+        if self._queries:
+            await asyncio.wait(list(self._queries))
 
     # ----- machinery ----------------------------------------------------------------------------
     async def _lookup(
@@ -229,10 +236,16 @@ class Resolver:
         self.lookups += 1
         qname = name.rstrip(".") + "."
         what = f"{name} {_tname(rdtype)}"
+        # The query runs as its own task that a cancelled caller does not cancel: dnspython
+        # cancelled while it opens its UDP socket leaves the transport open (a leaked socket per
+        # cancelled lookup). It ends by itself within the timeout; `aclose` waits for it.
+        query = asyncio.ensure_future(
+            self._resolver.resolve(qname, dns.rdatatype.RdataType.make(rdtype), search=False)
+        )
+        self._queries.add(query)
+        query.add_done_callback(_forget(self._queries))
         try:
-            return await self._resolver.resolve(
-                qname, dns.rdatatype.RdataType.make(rdtype), search=False
-            )
+            return await asyncio.shield(query)
         except dns.resolver.NXDOMAIN as exc:
             responses = exc.responses()  # type: ignore[no-untyped-call]  # untyped in dnspython
             raise _Negative(True, _negative_ttl(responses.values())) from None
@@ -247,6 +260,20 @@ class Resolver:
             raise DnsTemporaryError(f"DNS server failure looking up {what}") from None
         except (dns.exception.DNSException, OSError) as exc:
             raise DnsTemporaryError(f"DNS error looking up {what}: {exc}") from None
+
+
+def _forget(
+    queries: set[asyncio.Future[dns.resolver.Answer]],
+) -> Callable[[asyncio.Future[dns.resolver.Answer]], None]:
+    """Done callback: drop a finished query, and mark its exception (if any) as seen, since a
+    cancelled caller will not look at it."""
+
+    def done(query: asyncio.Future[dns.resolver.Answer]) -> None:
+        queries.discard(query)
+        if not query.cancelled():
+            query.exception()
+
+    return done
 
 
 def _addresses(answer: dns.resolver.Answer) -> list[str]:

@@ -203,3 +203,22 @@ async def test_negative_answer_without_soa_is_cached_briefly(dns_server: DnsServ
     # ... and only briefly: the entry expires after NO_SOA_NEGATIVE_TTL seconds.
     key = ("_dmarc.nothing.example", dns.rdatatype.TXT)
     assert resolver._cache[key][0] - time.monotonic() <= NO_SOA_NEGATIVE_TTL
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_caller_leaves_its_query_to_finish(dns_server: DnsServer) -> None:
+    """dnspython cancelled mid-query can leak its UDP socket: the query itself runs on, ends
+    within the timeout, and `aclose` waits for it."""
+    dns_server.fail("slow.example", "timeout")
+    resolver = make(dns_server, timeout=0.3)
+    caller = asyncio.ensure_future(resolver.txt("slow.example"))
+    await asyncio.sleep(0)  # the caller runs up to its wait for the query (no I/O before it)
+    (query,) = resolver._queries
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert not query.done()
+    await resolver.aclose()
+    assert query.done()
+    assert not query.cancelled()
+    assert not resolver._queries

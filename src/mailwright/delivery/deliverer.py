@@ -1,13 +1,33 @@
-"""Recipient resolution and the hand-off to the store (see the package docstring)."""
+"""Recipient resolution and the hand-off to the store (see the package docstring).
+
+Success DSNs of local delivery (RFC 3461 6.2.7) are made here, after the store returned:
+"delivered" for a mailbox (directly or through an alias with one target), "expanded" for an
+alias with several targets, whose copies then go on without NOTIFY=SUCCESS; an alias with one
+remote target passes the parameters on and the queue reports. Every DSN (these, and the
+queue's, through `deliver_report`) goes to the sender's INBOX or the queue with the null
+sender, so none is ever reported on again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+from mailwright.queue.dsn import (
+    Action,
+    DsnRecipient,
+    build_dsn,
+    is_international,
+    utf8_xtext_encode,
+    xtext_encode,
+)
+from mailwright.queue.notify import notify_wants, read_head, without_success
+from mailwright.queue.prepare import return_path_end
 from mailwright.store.api import (
     Account,
     Envelope,
@@ -38,6 +58,8 @@ class LocalRecipient:
     address: str  # canonical form
     account_ids: tuple[int, ...]
     forwards: tuple[str, ...] = ()
+    # The accounts' addresses, in account_ids' order: the Final-Recipient of a success DSN.
+    mailboxes: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +108,10 @@ class Deliverer:
         accounts, forwards = self._expand(canonical, {domain: True})
         if not accounts and not forwards:
             return self._postmaster(canonical, domain) if is_postmaster else Refusal.NO_SUCH_USER
-        return LocalRecipient(canonical, tuple(accounts), tuple(forwards))
+        return LocalRecipient(
+            canonical, tuple(a.id for a in accounts), tuple(forwards),
+            tuple(a.address for a in accounts),
+        )
 
     def _postmaster(self, canonical: str, domain: str) -> Resolution:
         """RFC 5321 4.5.1: every host that delivers mail MUST accept "postmaster" (for each of
@@ -96,18 +121,20 @@ class Deliverer:
         practice); `mailwright alias add postmaster@DOMAIN ...` routes it elsewhere."""
         candidates = [summary.address for summary in self.store.list_accounts()]
         same_domain = [a for a in candidates if domain_of(a) == domain]
-        accounts = [self.store.get_account(a) for a in (same_domain or candidates)]
-        ids = sorted(account.id for account in accounts if account is not None)
-        if not ids:
+        found = [self.store.get_account(a) for a in (same_domain or candidates)]
+        accounts = sorted((a for a in found if a is not None), key=lambda a: a.id)
+        if not accounts:
             return Refusal.NO_SUCH_USER
-        return LocalRecipient(canonical, (ids[0],))
+        return LocalRecipient(canonical, (accounts[0].id,), (), (accounts[0].address,))
 
-    def _expand(self, canonical: str, local: dict[str, bool]) -> tuple[list[int], list[str]]:
+    def _expand(
+        self, canonical: str, local: dict[str, bool]
+    ) -> tuple[list[Account], list[str]]:
         """Breadth-first alias expansion, bounded and loop-safe; accounts win over aliases.
 
         `local` memoises is_local_domain for this one expansion (one query per domain, not per
         address: this runs on the event loop for every RCPT)."""
-        accounts: list[int] = []
+        accounts: list[Account] = []
         forwards: list[str] = []
         seen: set[str] = set()
         level = [canonical]
@@ -125,8 +152,8 @@ class Deliverer:
                     continue
                 account = self.store.get_account(address)
                 if account is not None:
-                    if account.id not in accounts:
-                        accounts.append(account.id)
+                    if all(a.id != account.id for a in accounts):
+                        accounts.append(account)
                     continue
                 next_level.extend(self.store.alias_targets(address))
                 if len(seen) + len(next_level) > MAX_ALIAS_TARGETS:
@@ -172,17 +199,21 @@ class Deliverer:
         `junk`: local copies go to the accounts' Junk mailboxes (the inbound checks' verdict).
 
         A local account named by several recipients (directly and through an alias) gets one
-        copy, as Postfix and Dovecot do with duplicate elimination.
+        copy, as Postfix and Dovecot do with duplicate elimination. Success DSNs (module
+        docstring) are stored after the message; failing to store one is logged, never
+        turned into a failure of the delivery that already happened.
         """
         local: dict[int, None] = {}
         remote: dict[str, EnvelopeRecipient] = {}
+        notices: list[DsnRecipient] = []
         for rcpt, resolution in recipients:
             if isinstance(resolution, LocalRecipient):
                 local.update(dict.fromkeys(resolution.account_ids))
+                notice = _success_notice(rcpt, resolution) if envelope.mail_from else None
+                if notice is not None:
+                    notices.append(notice)
+                params = _forward_params(rcpt, resolution)
                 for target in resolution.forwards:
-                    # RFC 3461 4.2: ORCPT carries the address the sender used.
-                    params = dict(rcpt.params)
-                    params.setdefault("ORCPT", f"rfc822;{rcpt.address}")
                     remote.setdefault(target.lower(), EnvelopeRecipient(target, params))
             else:
                 remote.setdefault(resolution.address.lower(), rcpt)
@@ -194,3 +225,95 @@ class Deliverer:
             # An account was removed between RCPT and the end of DATA. A temporary failure
             # makes the client retry, and the retry's RCPT gets the permanent 550 5.1.1.
             raise StorageUnavailable(f"recipient removed during the transaction: {exc}") from exc
+        if notices:
+            await self._report_success(message, envelope, notices)
+
+    async def deliver_report(self, to: str, report: bytes, *, international: bool) -> bool:
+        """Store a DSN for `to`: their INBOX when local, else the outbound queue, always with
+        the null sender. `international`: the report needs SMTPUTF8 (RFC 6533), which its
+        queue row keeps as a MAIL parameter so the client asks for it. False when `to` cannot
+        take mail (dropped with a warning); raises StorageUnavailable."""
+        resolution = self.resolve(to, may_relay=True)
+        if isinstance(resolution, Refusal):
+            log.warning("DSN to <%s> dropped: %s", to, resolution.value)
+            return False
+        params: dict[str, str | None] = {}
+        if international:
+            params["SMTPUTF8"] = None  # RFC 6531 3.4
+        if not report.isascii():
+            params["BODY"] = "8BITMIME"  # RFC 6152
+        envelope = Envelope(mail_from="", mail_params=params, helo=self.hostname,
+                            client_ip="127.0.0.1")
+        staged = self.stage()
+        try:
+            # Our Return-Path, as on any message we accept (the runner strips it to relay).
+            staged.write(b"Return-Path: <>\r\n" + report)
+            await self.deliver(staged, envelope, [(EnvelopeRecipient(to), resolution)])
+        except BaseException:
+            staged.abort()
+            raise
+        return True
+
+    async def _report_success(
+        self, message: StagedMessage, envelope: Envelope, notices: list[DsnRecipient]
+    ) -> None:
+        try:
+            head = await asyncio.to_thread(self._stored_head, message)
+            original = head[return_path_end(head[:8192]) :]
+            now = time.time()
+            reporting_mta = self.hostname or "localhost"
+            report = build_dsn(
+                reporting_mta=reporting_mta, to=envelope.mail_from, recipients=notices,
+                original=original, ret="HDRS", envid=envelope.mail_params.get("ENVID"),
+                arrival=now, now=now,
+            )
+            international = is_international(envelope.mail_from, notices, original)
+            await self.deliver_report(envelope.mail_from, report, international=international)
+        except Exception as exc:  # the message is stored: a lost notice must not undo that
+            log.warning("success DSN to <%s> not stored: %s", envelope.mail_from, exc)
+
+    def _stored_head(self, message: StagedMessage) -> bytes:
+        """The delivered message's header section, read from its blob (bounded, notify.py)."""
+        return read_head(self.store.blob_path(message.sha256))
+
+
+def _success_notice(rcpt: EnvelopeRecipient, resolution: LocalRecipient) -> DsnRecipient | None:
+    """The success DSN entry owed for one local RCPT (RFC 3461 6.2.7), or None."""
+    if not notify_wants(rcpt.params, "SUCCESS"):
+        return None
+    targets = len(resolution.account_ids) + len(resolution.forwards)
+    orcpt = rcpt.params.get("ORCPT")
+    action: Action
+    if targets > 1:
+        action, final = "expanded", resolution.address  # 6.2.7.3
+    elif resolution.account_ids:
+        action = "delivered"
+        final = resolution.mailboxes[0] if resolution.mailboxes else resolution.address
+        if orcpt is None and final != resolution.address:
+            orcpt = _orcpt(rcpt.address)  # an alias: say which address the sender used
+    else:
+        return None  # one remote target: NOTIFY goes with it and the queue reports (6.2.7.2)
+    return DsnRecipient(
+        final_recipient=final, original_recipient=orcpt, action=action, status="2.0.0",
+        diagnostic=None, remote_mta=None, last_attempt=time.time(), will_retry_until=None,
+    )
+
+
+def _forward_params(
+    rcpt: EnvelopeRecipient, resolution: LocalRecipient
+) -> dict[str, str | None]:
+    """RCPT parameters for the remote targets of a local alias: ORCPT names the address the
+    sender used (RFC 3461 4.2); NOTIFY=SUCCESS stays behind when the alias had several
+    targets (RFC 3461 6.2.7.3: the "expanded" DSN reported the success)."""
+    params = dict(rcpt.params)
+    params.setdefault("ORCPT", _orcpt(rcpt.address))
+    if len(resolution.account_ids) + len(resolution.forwards) > 1:
+        params = without_success(params)
+    return params
+
+
+def _orcpt(address: str) -> str:
+    """An ORCPT value for `address` (RFC 3461 4.2; RFC 6533 3 for a non-ASCII one)."""
+    if address.isascii():
+        return f"rfc822;{xtext_encode(address)}"
+    return f"utf-8;{utf8_xtext_encode(address)}"

@@ -9,14 +9,20 @@ after message to the same host over it, each message with all its recipients of 
 
 Per recipient, after the remote reply (RFC 5321 4.2.5, RFC 3463):
 - 2xx: the row goes (`queue_done`) once the reply is in: a crash before gives a retry and
-  maybe a duplicate, never a loss.
+  maybe a duplicate, never a loss. Then, for NOTIFY=SUCCESS rows, when the peer did not offer
+  DSN (so it was not given NOTIFY), a "relayed" DSN (RFC 3461 5.2.2 / 6.2); a peer that offers
+  DSN is now responsible and we send nothing. That DSN is built (the message's header read)
+  before the row goes, since the message file goes with its last row, but stored only after:
+  it is a courtesy, so a crash or stop() in between loses it rather than repeat the
+  delivery, and a failure to build or store it is logged, never retried.
 - 5xx, or no route for good (null MX, RFC 7505; NXDOMAIN): failure DSN, then the row goes.
 - 4xx, a host failure on every hop, a temporary DNS error: attempts += 1 and retry after the
   schedule's next step (schedule.py), clamped to the message's max_age; an attempt failing at
   or after max_age gives the failure DSN instead. Once a row has waited delay_warning, one
   delay DSN (RFC 3464 "delayed").
-DSNs follow notify.py (NOTIFY, RET, ENVID, ORCPT; none for the null sender) and are stored
-before the rows they report on are changed, so a crash repeats a DSN rather than losing it.
+DSNs follow notify.py (NOTIFY, RET, ENVID, ORCPT; none for the null sender). Failure and delay
+DSNs are stored before the rows they report on are changed, so a crash repeats one rather
+than losing it.
 
 Time comes from `clock` (tests pass a fake one and call `run_due(now=...)`; nothing sleeps).
 The background loop (`start`) runs a pass whenever something may be due: at start, after
@@ -32,7 +38,7 @@ import logging
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -278,7 +284,7 @@ class QueueRunner:
                     log.info("queue: %s: %s", current.hop.host, exc)
                 session = None
                 continue  # a reused session that broke: try the hops afresh
-            await self._record(entries, replies, current.hop, now)
+            await self._record(entries, replies, current.hop, now, current.extensions)
             if session is not None and current is not session:
                 await self._close(session)
             return current
@@ -309,7 +315,12 @@ class QueueRunner:
 
     # ----- outcomes ----------------------------------------------------------------------------
     async def _record(
-        self, entries: list[QueueEntry], replies: dict[str, Reply], hop: Hop, now: float
+        self,
+        entries: list[QueueEntry],
+        replies: dict[str, Reply],
+        hop: Hop,
+        now: float,
+        extensions: Mapping[str, str],
     ) -> None:
         delivered: list[QueueEntry] = []
         failed: list[tuple[QueueEntry, Reply]] = []
@@ -326,11 +337,27 @@ class QueueRunner:
                 deferred.append((entry, reply))
         # The remote 250 first: from here a crash can only repeat the rest.
         if delivered:
+
+            async def record() -> list[notify.Report]:
+                # The success DSNs are built first (the message file goes with its last
+                # row), and stored only once the 250 is recorded.
+                built = (
+                    await self._relayed(delivered, replies, hop, now)
+                    if "DSN" not in extensions else []
+                )
+                await self.store.queue_done([e.id for e in delivered])
+                return built
+
             # Shielded: a stop() arriving now must not drop the record of a 250 (that would
             # only cost a duplicate, but there is no reason to).
-            await asyncio.shield(self.store.queue_done([e.id for e in delivered]))
+            relayed = await asyncio.shield(record())
             log.info("queue: delivered to %s via %s: %s", hop.host, hop.address,
                      ", ".join(e.rcpt for e in delivered))
+            if relayed:
+                try:
+                    await self.dsn.store_reports(relayed)
+                except Exception as exc:
+                    log.warning("queue: success DSN not stored (not retried): %s", exc)
         for entry, reply in failed:
             await self._fail([entry], _status(reply, "5.0.0"), _diagnostic(reply), hop.host, now)
         same: dict[str, tuple[Reply | None, list[QueueEntry]]] = {}
@@ -339,6 +366,26 @@ class QueueRunner:
             same.setdefault(text, (maybe, []))[1].append(entry)
         for text, (maybe, rows) in same.items():
             await self._defer(rows, f"{hop.host}: {text}", now, hop.host, maybe)
+
+    async def _relayed(
+        self, delivered: list[QueueEntry], replies: dict[str, Reply], hop: Hop, now: float
+    ) -> list[notify.Report]:
+        """The "relayed" DSNs for rows that asked for SUCCESS, built (module docstring). A
+        failure here is logged: it must not keep the 250 from being recorded."""
+        by_reply: dict[str, list[QueueEntry]] = defaultdict(list)
+        for entry in delivered:
+            if notify.wants_dsn(entry, "SUCCESS"):
+                by_reply[_describe(replies[entry.rcpt])].append(entry)
+        reports: list[notify.Report] = []
+        for text, rows in by_reply.items():
+            try:
+                reports += await self.dsn.build(
+                    rows, "relayed", "2.0.0", f"smtp; {text}", hop.host, now
+                )
+            except Exception as exc:
+                log.warning("queue: success DSN for %s not built: %s",
+                            ", ".join(e.rcpt for e in rows), exc)
+        return reports
 
     async def _host_failed(
         self, entries: list[QueueEntry], failure: HostFailure | None, now: float

@@ -210,6 +210,11 @@ class StagedMessage(Protocol):
     @property
     def size(self) -> int: ...
 
+    @property
+    def sha256(self) -> str:
+        """The content address of what was written so far (the blob's name once stored)."""
+        ...
+
     def write(self, data: bytes) -> None: ...
 
     def read(self) -> bytes:

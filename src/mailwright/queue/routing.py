@@ -10,12 +10,21 @@ Invariants:
   (retry later): a DNS outage is never mistaken for "no such domain" (RFC 5321 5.1, RFC 7505).
 - Configuration strings are validated once, in the constructor (server start), and a bad one is
   a `ConfigError` with a one-line reason.
+- Never a hop back to ourselves. RFC 5321 5.1: a relay finding any of its names or addresses
+  in the MX list MUST discard that preference and all worse ones, and with none left the
+  message "MUST be returned as undeliverable" (Postfix: "mail for X loops back to myself").
+  So an MX that is us (`Identity`) drops itself and its peers and worse; nothing left, an
+  implicit MX, an address literal, a static route or a smart host that is us is a permanent
+  `NoRoute` 5.4.6 (RFC 3463 "routing loop detected"), not a message going round between our
+  queue and our MX listener until its hop count runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -65,6 +74,88 @@ class NoRoute(Exception):
 class _Target:
     host: str  # a name or an IP literal
     port: int
+
+
+Socket = tuple[str, int]  # (IP address, port)
+_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _norm_name(name: str) -> str:
+    return name.strip().lower().rstrip(".")
+
+
+def _norm_ip(address: str) -> _IP | None:
+    """The address as connect() reaches it: IPv4-mapped IPv6 as IPv4, and the unspecified
+    address as loopback (Linux connects 0.0.0.0 and :: to the local host); None if not an IP."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        ip = ipaddress.ip_address("127.0.0.1" if ip.version == 4 else "::1")
+    return ip
+
+
+def _is_local_address(ip: _IP) -> bool:
+    """True when `ip` is one of this host's addresses: the kernel lets us bind to it.
+
+    The standard library cannot list interfaces; a bind is one syscall, stays right when
+    addresses come and go (DHCP, VPN), and is what a wildcard listener would accept on.
+    """
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(ip), 0))
+    except OSError:  # EADDRNOTAVAIL: not ours (or the family is off)
+        return False
+    return True
+
+
+class Identity:
+    """Who "we" are, for loop detection: our hostname and our MX listeners' sockets.
+
+    The sockets are those the "smtp" listeners are bound to, which the server knows only after
+    binding (port 0 picks one), hence `listen_on`. A wildcard bind (0.0.0.0, ::) stands for
+    every local address of its family (asyncio binds :: with IPV6_V6ONLY).
+    """
+
+    def __init__(self, hostname: str, sockets: Iterable[Socket] = ()) -> None:
+        self.hostname = _norm_name(hostname)
+        self._exact: frozenset[tuple[_IP, int]] = frozenset()
+        self._wildcard: frozenset[tuple[int, int]] = frozenset()  # (IP version, port)
+        self.listen_on(sockets)
+
+    def listen_on(self, sockets: Iterable[Socket]) -> None:
+        """Replace our listening sockets (the server calls this once they are bound)."""
+        exact: set[tuple[_IP, int]] = set()
+        wildcard: set[tuple[int, int]] = set()
+        for address, port in sockets:
+            try:
+                ip = ipaddress.ip_address(address.partition("%")[0])
+            except ValueError:
+                continue  # not an IP (a Unix socket?): nothing a hop can reach
+            if ip.is_unspecified:
+                wildcard.add((ip.version, port))
+            else:
+                normalized = _norm_ip(address)
+                assert normalized is not None
+                exact.add((normalized, port))
+        self._exact, self._wildcard = frozenset(exact), frozenset(wildcard)
+
+    def is_our_name(self, host: str) -> bool:
+        return bool(self.hostname) and _norm_name(host) == self.hostname
+
+    def is_our_socket(self, address: str, port: int) -> bool:
+        ip = _norm_ip(address)
+        if ip is None:
+            return False
+        if (ip, port) in self._exact:
+            return True
+        return (ip.version, port) in self._wildcard and _is_local_address(ip)
 
 
 def parse_target(value: str, where: str, default_port: int | None) -> _Target:
@@ -138,8 +229,12 @@ def _ipv4_first(addresses: list[str]) -> list[str]:
 class Router:
     """Hosts to try for a recipient domain (module docstring)."""
 
-    def __init__(self, config: QueueConfig, resolver: Resolver) -> None:
+    def __init__(
+        self, config: QueueConfig, resolver: Resolver, identity: Identity | None = None
+    ) -> None:
         self._resolver = resolver
+        # Without one (unit tests of other rules), no host is taken for us.
+        self.identity = identity if identity is not None else Identity("")
         self._port = config.remote_smtp_port
         if not 0 < self._port < 65536:
             raise ConfigError(f"queue.remote_smtp_port: {self._port} out of range")
@@ -198,17 +293,32 @@ class Router:
         domain = domain.lower().rstrip(".")
         route = self._routes.get(domain)
         if route is not None:
-            return await self._target_hops(route, self.tls_for(domain), None, "static route")
+            hops = await self._target_hops(route, self.tls_for(domain), None, "static route")
+            return self._not_ourselves(hops, domain, "static route")
         if self._smarthost is not None:
-            return await self._target_hops(
+            hops = await self._target_hops(
                 self._smarthost, self._smarthost_tls, self._auth, "smart host"
             )
+            # Postfix bounces a relayhost that is itself the same way.
+            return self._not_ourselves(hops, domain, "smart host")
         literal = _ip_literal(domain)
         if literal is not None:  # user@[192.0.2.1]: no DNS at all (RFC 5321 4.1.3)
-            return [Hop(domain, literal, self._port, self.tls_for(domain), self._verify)]
+            hops = [Hop(domain, literal, self._port, self.tls_for(domain), self._verify)]
+            return self._not_ourselves(hops, domain, "address literal")
         return await self._mx_hops(domain)
 
     # ----- internals ----------------------------------------------------------------------------
+    def _not_ourselves(self, hops: list[Hop], domain: str, what: str) -> list[Hop]:
+        """The hops, unless one is our own MX listener: a configured target has no better
+        preference to fall back to, so any address of it that is us is a loop."""
+        for hop in hops:
+            if self.identity.is_our_socket(hop.address, hop.port):
+                raise NoRoute(
+                    True, "5.4.6", f"mail for {domain} loops back to myself "
+                    f"({what} {hop.host} port {hop.port} is this server)"
+                )
+        return hops
+
     async def _target_hops(
         self, target: _Target, tls: TlsMode, auth: tuple[str, str] | None, what: str
     ) -> list[Hop]:
@@ -241,31 +351,56 @@ class Router:
         if records and all(host == "" for _, host in records):
             # RFC 7505 3/4.1: a null MX says the domain accepts no mail; 556 5.1.10.
             raise NoRoute(True, "5.1.10", f"domain {domain} does not accept mail (null MX)")
-        hosts = [host for _, host in records if host]
-        implicit = not hosts
+        preference: dict[str, int] = {}  # each host at its best preference, in MX order
+        for pref, host in records:
+            if host:
+                preference.setdefault(host, pref)
+        implicit = not preference
         if implicit:
-            hosts = [domain]  # RFC 5321 5.1: no MX, so the domain's own address is the MX
-        hosts = list(dict.fromkeys(hosts))
+            # RFC 5321 5.1: no MX, so the domain's own address is the MX (preference 0).
+            preference = {domain: 0}
+        hosts = list(preference)
         results = await asyncio.gather(
             *(self._resolver.addresses(host) for host in hosts), return_exceptions=True
         )
+        resolved: list[tuple[str, list[str] | None]] = []  # None: temporary DNS failure
+        for host, result in zip(hosts, results, strict=True):
+            if isinstance(result, DnsTemporaryError):
+                resolved.append((host, None))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                resolved.append((host, _ipv4_first(result)))
+        # RFC 5321 5.1 / Postfix: we are the MX at `ours`, so only better ones may be used.
+        ours = min(
+            (preference[host] for host, addresses in resolved if self._is_us(host, addresses)),
+            default=None,
+        )
+        if ours is not None:
+            resolved = [(host, a) for host, a in resolved if preference[host] < ours]
         tls = self.tls_for(domain)
         hops: list[Hop] = []
         temporary: list[str] = []
-        for host, result in zip(hosts, results, strict=True):
-            if isinstance(result, DnsTemporaryError):
+        for host, addresses in resolved:
+            if addresses is None:
                 temporary.append(host)
-                continue
-            if isinstance(result, BaseException):
-                raise result
-            hops += [Hop(host, a, self._port, tls, self._verify) for a in _ipv4_first(result)]
+            else:
+                hops += [Hop(host, a, self._port, tls, self._verify) for a in addresses]
         if hops:
             return hops
         if temporary:
             raise NoRoute(
                 False, "4.4.3", f"DNS failure looking up {', '.join(temporary)} for {domain}"
             )
+        if ours is not None:
+            # RFC 3463 X.4.6 "routing loop detected"; Postfix's wording.
+            raise NoRoute(True, "5.4.6", f"mail for {domain} loops back to myself")
         if implicit:
             raise NoRoute(True, "5.1.2", f"domain {domain} has no MX and no address")
         # RFC 3463 X.4.4 "unable to route": every MX name resolved to nothing.
         raise NoRoute(True, "5.4.4", f"no MX host of {domain} has an address")
+
+    def _is_us(self, host: str, addresses: list[str] | None) -> bool:
+        if self.identity.is_our_name(host):
+            return True
+        return any(self.identity.is_our_socket(a, self._port) for a in addresses or ())

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from mailwright.mailauth.dkim_sign import DkimSigner
 from mailwright.queue.prepare import Signer
-from mailwright.queue.routing import Router
+from mailwright.queue.routing import Identity, Router
 from mailwright.queue.runner import QueueRunner, outbound_tls_context
 from mailwright.queue.waking import WakingDeliverer
 
@@ -28,7 +28,10 @@ def load_signer(services: Services) -> Signer | None:
 
 
 def build_runner(services: Services) -> QueueRunner:
-    """The runner over the server's store and deliverer (ConfigError for a bad [queue])."""
+    """The runner over the server's store and deliverer (ConfigError for a bad [queue]).
+
+    Its router knows our hostname; the server adds our MX sockets once they are bound
+    (`runner.router.identity.listen_on`), before it starts the runner."""
     config = services.config
     resolver = getattr(services, "resolver", None)
     if resolver is None:
@@ -38,7 +41,7 @@ def build_runner(services: Services) -> QueueRunner:
     runner = QueueRunner(
         services.store,
         services.deliverer,
-        Router(config.queue, resolver),
+        Router(config.queue, resolver, Identity(config.hostname)),
         config.queue,
         config.hostname,
         outbound_tls_context(),

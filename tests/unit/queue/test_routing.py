@@ -9,12 +9,16 @@ from support.dnsserver import DnsServer
 
 from mailwright.config import ConfigError, QueueConfig
 from mailwright.net.resolver import Resolver
-from mailwright.queue.routing import Hop, NoRoute, Router
+from mailwright.queue.routing import Hop, Identity, NoRoute, Router
+
+US = "mail.example.test"  # our hostname in the loop tests
+# Not an address of this host (TEST-NET-3, RFC 5737): a wildcard listener does not cover it.
+FOREIGN = "203.0.113.9"
 
 
-def make_router(dns: DnsServer, **queue: Any) -> Router:
+def make_router(dns: DnsServer, identity: Identity | None = None, **queue: Any) -> Router:
     queue.setdefault("remote_smtp_port", 2525)
-    return Router(QueueConfig(**queue), Resolver(dns.spec, timeout=1.0))
+    return Router(QueueConfig(**queue), Resolver(dns.spec, timeout=1.0), identity)
 
 
 def pairs(hops: list[Hop]) -> list[tuple[str, str]]:
@@ -191,3 +195,135 @@ def test_bad_configuration_is_a_one_line_config_error(queue: dict[str, Any], rea
         Router(QueueConfig(**queue), Resolver("127.0.0.1:53"))
     assert reason in str(info.value)
     assert "\n" not in str(info.value)
+
+
+# ----- loops back to ourselves (RFC 5321 5.1, Postfix "mail for X loops back to myself") -----
+async def assert_loop(router: Router, domain: str) -> None:
+    with pytest.raises(NoRoute) as info:
+        await router.hops(domain)
+    assert info.value.permanent
+    assert info.value.status == "5.4.6"
+    assert f"mail for {domain} loops back to myself" in info.value.text
+
+
+@pytest.mark.asyncio
+async def test_mx_that_is_our_hostname_and_worse_ones_are_dropped(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (5, "better.example.org"))
+    dns_server.add("example.org", "MX", (10, "MAIL.example.test."))
+    dns_server.add("example.org", "MX", (20, "worse.example.org"))
+    for name, ip in [("better", "127.0.0.2"), ("worse", "127.0.0.3")]:
+        dns_server.add(f"{name}.example.org", "A", ip)
+    dns_server.add(US, "A", FOREIGN)
+    router = make_router(dns_server, Identity(US))
+    assert pairs(await router.hops("example.org")) == [("better.example.org", "127.0.0.2")]
+
+
+@pytest.mark.asyncio
+async def test_mx_whose_address_is_our_listening_socket_is_us(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (5, "better.example.org"))
+    dns_server.add("example.org", "MX", (10, "alias.example.org"))
+    dns_server.add("better.example.org", "A", "127.0.0.2")
+    dns_server.add("alias.example.org", "A", FOREIGN)
+    dns_server.add("alias.example.org", "AAAA", "::1")
+    router = make_router(dns_server, Identity(US, [("::1", 2525)]))
+    assert pairs(await router.hops("example.org")) == [("better.example.org", "127.0.0.2")]
+
+
+@pytest.mark.asyncio
+async def test_same_address_on_another_port_is_not_us(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (10, "mx.example.org"))
+    dns_server.add("mx.example.org", "A", "127.0.0.1")
+    router = make_router(dns_server, Identity(US, [("127.0.0.1", 2526), ("127.0.0.2", 2525)]))
+    assert pairs(await router.hops("example.org")) == [("mx.example.org", "127.0.0.1")]
+
+
+@pytest.mark.asyncio
+async def test_we_are_the_best_mx_loops(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (10, US))
+    dns_server.add("example.org", "MX", (10, "peer.example.org"))  # same preference: dropped
+    dns_server.add("example.org", "MX", (20, "backup.example.org"))
+    dns_server.add("peer.example.org", "A", "127.0.0.2")
+    dns_server.add("backup.example.org", "A", "127.0.0.3")
+    await assert_loop(make_router(dns_server, Identity(US)), "example.org")
+
+
+@pytest.mark.asyncio
+async def test_better_mx_without_address_still_loops(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (5, "gone.example.org"))
+    dns_server.add("example.org", "MX", (10, "mx.example.org"))
+    dns_server.add("mx.example.org", "A", "127.0.0.1")
+    await assert_loop(
+        make_router(dns_server, Identity(US, [("127.0.0.1", 2525)])), "example.org"
+    )
+
+
+@pytest.mark.asyncio
+async def test_better_mx_failing_in_dns_defers_instead_of_looping(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "MX", (5, "better.example.org"))
+    dns_server.add("example.org", "MX", (10, US))
+    dns_server.add("better.example.org", "A", "127.0.0.2")
+    dns_server.fail("better.example.org")
+    with pytest.raises(NoRoute) as info:
+        await make_router(dns_server, Identity(US)).hops("example.org")
+    assert not info.value.permanent
+    assert info.value.status == "4.4.3"
+
+
+@pytest.mark.asyncio
+async def test_implicit_mx_that_is_us_loops(dns_server: DnsServer) -> None:
+    dns_server.add("example.org", "A", "127.0.0.1")
+    await assert_loop(
+        make_router(dns_server, Identity(US, [("127.0.0.1", 2525)])), "example.org"
+    )
+    dns_server.add(US, "A", FOREIGN)  # our own name as a domain without MX
+    await assert_loop(make_router(dns_server, Identity(US)), US)
+
+
+@pytest.mark.asyncio
+async def test_wildcard_listener_covers_local_addresses_only(dns_server: DnsServer) -> None:
+    dns_server.add("local.example", "A", "127.0.0.7")  # all of 127/8 is this host
+    dns_server.add("far.example", "A", FOREIGN)
+    dns_server.add("local6.example", "AAAA", "::1")
+    v4 = make_router(dns_server, Identity(US, [("0.0.0.0", 2525)]))
+    await assert_loop(v4, "local.example")
+    assert pairs(await v4.hops("far.example")) == [("far.example", FOREIGN)]
+    # asyncio binds :: with IPV6_V6ONLY: it covers IPv6 addresses, not IPv4 ones.
+    v6 = make_router(dns_server, Identity(US, [("::", 2525)]))
+    await assert_loop(v6, "local6.example")
+    assert pairs(await v6.hops("local.example")) == [("local.example", "127.0.0.7")]
+
+
+@pytest.mark.asyncio
+async def test_static_route_or_smart_host_to_ourselves_loops(dns_server: DnsServer) -> None:
+    identity = Identity(US, [("127.0.0.1", 2525)])
+    dns_server.add("relay.test", "A", "127.0.0.1")
+    routed = make_router(dns_server, identity, routes="a.test=127.0.0.1:2525,b.test=127.0.0.1:2600")
+    await assert_loop(routed, "a.test")
+    assert pairs(await routed.hops("b.test")) == [("127.0.0.1", "127.0.0.1")]  # another port
+    await assert_loop(make_router(dns_server, identity, smarthost="relay.test:2525"), "x.test")
+    await assert_loop(make_router(dns_server, identity), "[127.0.0.1]")
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "ours"),
+    [
+        ("127.0.0.1", 25, True),
+        ("::ffff:127.0.0.1", 25, True),  # IPv4-mapped
+        ("0.0.0.0", 25, True),  # connect() to the unspecified address reaches localhost
+        ("127.0.0.1", 26, False),
+        ("127.0.0.2", 25, False),
+        ("mx.example.org", 25, False),
+    ],
+)
+def test_identity_matches_sockets_as_connect_reaches_them(
+    address: str, port: int, ours: bool
+) -> None:
+    assert Identity(US, [("127.0.0.1", 25)]).is_our_socket(address, port) is ours
+
+
+def test_identity_name_ignores_case_and_trailing_dot() -> None:
+    identity = Identity("Mail.Example.Test.")
+    assert identity.is_our_name("mail.example.TEST")
+    assert identity.is_our_name("mail.example.test.")
+    assert not identity.is_our_name("example.test")
+    assert not Identity("").is_our_name("")

@@ -177,7 +177,11 @@ def list_keys(keys_dir: Path, domain: str | None = None) -> list[DkimKey]:
     return [key for name in domains for key in _domain_keys(keys_dir / name, name)]
 
 
-def _load_private(key: DkimKey) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
+PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+
+def load_private_key(key: DkimKey) -> PrivateKey:
+    """The key file's private key (cryptography), of the algorithm its name says."""
     try:
         private = serialization.load_pem_private_key(key.path.read_bytes(), password=None)
     except OSError as exc:
@@ -190,34 +194,13 @@ def _load_private(key: DkimKey) -> ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     return private
 
 
-def signing_key(key: DkimKey) -> bytes:
-    """The private key in the form dkimpy's sign() takes.
-
-    RSA: PKCS#1 PEM (dkimpy parses RFC 8017 RSAPrivateKey only). Ed25519: the 32-octet seed,
-    base64 (what PyNaCl's SigningKey reads).
-    """
-    private = _load_private(key)
-    if isinstance(private, ed25519.Ed25519PrivateKey):
-        raw = private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        return base64.b64encode(raw)
-    return private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-
-
 def dns_record(key: DkimKey) -> DnsRecord:
     """The TXT record to publish for `key` (RFC 6376 3.6.1).
 
     p= is the SubjectPublicKeyInfo DER for RSA (RFC 6376 3.6.1), and the bare 32-octet public
     key for Ed25519 (RFC 8463 4.2).
     """
-    public = _load_private(key).public_key()
+    public = load_private_key(key).public_key()
     if isinstance(public, ed25519.Ed25519PublicKey):
         der = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     else:

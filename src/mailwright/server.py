@@ -16,6 +16,9 @@ Invariants:
   message whose 250 was sent, and never leaves one half-written.
 - Implicit-TLS listeners (submissions, pop3s, imaps) hand the session a connection whose
   handshake is complete; STARTTLS listeners hand a plaintext one and the session upgrades it.
+- SIGHUP (once started, until stopped; main thread only) reloads the certificate and key into
+  the live TLS context: connections are not dropped, new handshakes get the new pair, and a
+  pair that does not load is logged while the old one keeps serving (`reload_tls`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import importlib
 import json
 import logging
 import os
+import signal
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,7 @@ from mailwright.config import Config, ConfigError, ImapConfig, Listen, Pop3Confi
 from mailwright.net.connection import Connection
 from mailwright.net.limits import ConnectionLimiter
 from mailwright.net.resolver import Resolver
-from mailwright.net.tls import load_server_context
+from mailwright.net.tls import load_server_context, reload_certificate
 from mailwright.queue.service import build_runner
 from mailwright.queue.waking import WakingDeliverer
 from mailwright.services import Services
@@ -152,6 +157,8 @@ class Server:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started = False
+        self._tls_contexts: list[ssl.SSLContext] = []  # what reload_tls() reloads
+        self._sighup = False
 
     # ----- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -170,6 +177,7 @@ class Server:
             ) from None
         _remove_listeners_file(config.data_dir)
         tls = load_server_context(config)
+        self._tls_contexts.append(tls)
         resolver = Resolver.from_config(config.dns)  # ConfigError on bad [dns] servers
         store = self._open_store(config.data_dir, config.store.durable)
         self.store = store
@@ -193,6 +201,11 @@ class Server:
             for listener in listeners:
                 await self._bind(listener, config.listeners[listener.name], tls)
             self._write_listeners_file()
+            if self.queue_runner is not None:
+                # Only now: its router must know our MX sockets before its first pass, so a
+                # route back to ourselves is a 5.4.6 bounce, not a loop (queue/routing.py).
+                self.queue_runner.router.identity.listen_on(self._mx_sockets())
+                self.queue_runner.start()
         except BaseException:
             await self._close_listeners()
             self.bound.clear()
@@ -200,6 +213,7 @@ class Server:
                 await self.queue_runner.stop()
             await store.aclose()
             raise
+        self._watch_sighup()
         log.info(
             "mailwright started: %s",
             ", ".join(f"{name} on {host}:{port}" for name, (host, port) in self.bound.items()),
@@ -228,7 +242,35 @@ class Server:
             _remove_listeners_file(self.config.data_dir)
             log.info("mailwright stopped")
         finally:
+            self._unwatch_sighup()  # only now: a SIGHUP while draining must not kill us
             self._stopped.set()
+
+    # ----- certificate reload (SIGHUP) ----------------------------------------------------------
+    def reload_tls(self) -> bool:
+        """Load the certificate and key files again into the live TLS context (net/tls.py);
+        True when done. A pair that does not load is logged and the old one stays."""
+        if not self._tls_contexts:
+            return False
+        try:
+            reload_certificate(self._tls_contexts, self.config.cert_path, self.config.key_path)
+        except ConfigError as exc:
+            log.error("TLS reload failed, still serving the previous certificate: %s", exc)
+            return False
+        log.info("TLS certificate reloaded from %s", self.config.cert_path)
+        return True
+
+    def _watch_sighup(self) -> None:
+        # Signals reach the main thread only; in-process test servers run in another one and
+        # call reload_tls() themselves.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_tls)
+        self._sighup = True
+
+    def _unwatch_sighup(self) -> None:
+        if self._sighup:
+            self._sighup = False
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     @property
     def active_sessions(self) -> int:
@@ -296,6 +338,16 @@ class Server:
         self._listeners.append(listener)
         sockname = server.sockets[0].getsockname()
         self.bound[listener.name] = (sockname[0], sockname[1])
+
+    def _mx_sockets(self) -> list[tuple[str, int]]:
+        """Every (address, port) the "smtp" (MX role) listeners are bound to."""
+        bound: list[tuple[str, int]] = []
+        for listener in self._listeners:
+            if listener.name == "smtp" and listener.server is not None:
+                for sock in listener.server.sockets:
+                    name = sock.getsockname()
+                    bound.append((str(name[0]), int(name[1])))
+        return bound
 
     async def _close_listeners(self) -> None:
         for listener in self._listeners:
@@ -374,10 +426,8 @@ class Server:
 
 
 def _build_queue_runner(services: Services) -> QueueRunner:
-    """Build and start the outbound queue runner (queue/service.py)."""
-    runner = build_runner(services)
-    runner.start()
-    return runner
+    """Build the outbound queue runner (queue/service.py); start() starts it after binding."""
+    return build_runner(services)
 
 
 def _remove_listeners_file(data_dir: Path) -> None:

@@ -7,11 +7,13 @@ default port, and the environment holds no MAILWRIGHT_* variable of the caller's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -40,15 +42,19 @@ def cli(data: Path, *args: str, stdin: str | None = None) -> None:
     )
 
 
-def start(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+def start(
+    data: Path, env: dict[str, str], prefix: Sequence[str] = (), log: Path | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
     """Start the server on `data`; return it and the bound port of each listener once every
-    listener is bound (the caller kills or stops it)."""
+    listener is bound (the caller kills or stops it). `prefix` runs the server under another
+    command, e.g. strace (tests/e2e/test_fsync_discipline.py); `log` receives its stderr."""
     listeners = data / "listeners.json"
     listeners.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [*MAILWRIGHT, "serve", "--data", str(data)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with log.open("ab") if log is not None else contextlib.nullcontext() as log_file:
+        proc = subprocess.Popen(
+            [*prefix, *MAILWRIGHT, "serve", "--data", str(data)], env=env,
+            stdout=subprocess.DEVNULL, stderr=log_file or subprocess.DEVNULL,
+        )
     # listeners.json is written atomically once every listener is bound: from another process,
     # a file is the only signal there is.
     deadline = time.monotonic() + 30

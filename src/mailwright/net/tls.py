@@ -9,14 +9,24 @@ Invariants:
 - A certificate or key that the operator named but that cannot be read or does not match is a
   `ConfigError` with a one-line reason: the server refuses to start instead of serving without
   TLS (RFC 8314 4.1: implicit-TLS ports must not fall back to plaintext).
+- Every server context has one policy (RFC 9325, BCP 195): TLS 1.2 or later; for TLS 1.2 only
+  ECDHE key exchange with an AEAD cipher (no RSA key exchange, no CBC, no SHA-1 MAC); the
+  server's cipher order; no compression (CRIME); no renegotiation (a client-driven CPU cost,
+  and the pre-RFC 5746 injection attack).
+- A reload (SIGHUP) changes the live contexts only when the new pair loads completely: a bad
+  file leaves the old certificate serving. Sessions already up keep theirs (OpenSSL copies the
+  certificate into each connection); only new handshakes see the new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
 import ssl
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +42,22 @@ from mailwright.config import Config, ConfigError
 SELF_SIGNED_VALIDITY: Final = datetime.timedelta(days=3650)
 # RFC 8996 deprecates TLS 1.0 and 1.1; RFC 8314 4.1 asks for TLS 1.2 or later.
 MINIMUM_VERSION: Final = ssl.TLSVersion.TLSv1_2
+# TLS 1.2 suites: Mozilla's "intermediate" list without DHE (RFC 9325 4.2: ECDHE with AES-GCM
+# or ChaCha20-Poly1305), ECDSA first as our self-signed certificate is ECDSA. TLS 1.3 suites
+# are all AEAD; OpenSSL's defaults stand.
+TLS12_CIPHERS: Final = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+SERVER_OPTIONS: Final = (
+    ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+)
 
 
 def ensure_certificate(config: Config) -> bool:
@@ -102,17 +128,26 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 
 def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
-    """A server-side context with Python's secure defaults and TLS 1.2 as the floor.
+    """A server-side context with our TLS policy (module docstring) and this pair loaded.
 
     Raises ConfigError (one line) when the files are missing, unreadable, invalid or do not match.
     """
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = MINIMUM_VERSION
     # Mail clients do not present certificates; asking would only slow the handshake.
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.options |= ssl.OP_NO_COMPRESSION  # CRIME
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= SERVER_OPTIONS
+    _load_pair(ctx, cert_path, key_path, cert_path, key_path)
+    return ctx
+
+
+def _load_pair(
+    ctx: ssl.SSLContext, cert: Path | str, key: Path | str, cert_path: Path, key_path: Path
+) -> None:
+    """load_cert_chain with one-line ConfigErrors naming the operator's files."""
     try:
-        ctx.load_cert_chain(cert_path, key_path)
+        ctx.load_cert_chain(cert, key)
     except FileNotFoundError as exc:
         raise ConfigError(f"TLS: cannot read {exc.filename or cert_path}: file not found") from None
     except PermissionError as exc:
@@ -126,7 +161,52 @@ def server_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
         ) from None
     except OSError as exc:
         raise ConfigError(f"TLS: cannot read {cert_path}: {exc.strerror or exc}") from None
-    return ctx
+
+
+def reload_certificate(
+    contexts: Sequence[ssl.SSLContext], cert_path: Path, key_path: Path
+) -> None:
+    """Load the pair again into live contexts (SIGHUP); new handshakes get it.
+
+    All or nothing: the files are read once and tried on a scratch context first, because a
+    half-failed load_cert_chain on a live context can leave it with a certificate whose key
+    is gone. ConfigError (one line) when they do not load; the contexts are then unchanged.
+    """
+    try:
+        cert, key = cert_path.read_bytes(), key_path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"TLS: cannot read {exc.filename or cert_path}: {exc.strerror or exc}"
+        ) from None
+    # The same bytes for the trial and the real loads, even if the files change meanwhile
+    # (an ACME client rewriting them).
+    with _private_files(cert, key) as (cert_copy, key_copy):
+        _load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_copy, key_copy,
+                   cert_path, key_path)
+        for ctx in contexts:
+            _load_pair(ctx, cert_copy, key_copy, cert_path, key_path)
+
+
+@contextlib.contextmanager
+def _private_files(*contents: bytes) -> Iterator[list[str]]:
+    """Paths holding `contents` for OpenSSL to open: anonymous memory files on Linux (the
+    key never touches a disk), else files in a fresh 0700 directory, removed after."""
+    if hasattr(os, "memfd_create"):
+        fds = [os.memfd_create("mailwright-tls", os.MFD_CLOEXEC) for _ in contents]
+        try:
+            for fd, data in zip(fds, contents, strict=True):
+                with open(fd, "wb", closefd=False) as file:  # writes it all
+                    file.write(data)
+            yield [f"/proc/self/fd/{fd}" for fd in fds]
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="mailwright-tls-") as directory:
+        paths = [Path(directory) / str(index) for index in range(len(contents))]
+        for path, data in zip(paths, contents, strict=True):
+            _write_atomic(path, data, 0o600)
+        yield [str(path) for path in paths]
 
 
 def load_server_context(config: Config) -> ssl.SSLContext:

@@ -74,6 +74,7 @@ from mailwright.store.api import (
 from mailwright.store.blobgc import BlobCollector
 from mailwright.store.blobs import WRITE_BUFFER, BlobFiles, StagedBlob, fsync_dir
 from mailwright.store.changes import Appended, ChangeBus
+from mailwright.store.datalock import hold_shared, release
 from mailwright.store.indexer import Indexer
 from mailwright.store.schema import migrate
 from mailwright.store.sqlite_admin import SqliteAdminOps, check_policy
@@ -141,6 +142,8 @@ class SqliteStore(SqliteAdminOps, SqliteImapOps, SqliteQueueOps, Store):
             migrate(conn, blob_path=self.files.path)
             if durable:
                 fsync_dir(data_dir)  # the names of a new mailwright.db and its -wal file
+            # Held while open: tells `mailwright check --repair` that files may be in flight.
+            self._lock_fd = hold_shared(data_dir)
         except BaseException as exc:
             conn.close()
             raise_mapped(exc)
@@ -606,6 +609,7 @@ class SqliteStore(SqliteAdminOps, SqliteImapOps, SqliteQueueOps, Store):
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
+        release(self._lock_fd)
 
 
 def _abort_when_done(message: StagedBlob, futures: list[Future[Any]]) -> None:

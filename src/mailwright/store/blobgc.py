@@ -43,7 +43,7 @@ from concurrent.futures import Future
 from typing import Final
 
 from mailwright.store import textindex
-from mailwright.store.blobs import BlobFiles
+from mailwright.store.blobs import BlobFiles, unavailable
 from mailwright.store.writer import Transaction, Writer
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,9 @@ class BlobCollector:
 
     def _unlink(self, conn: sqlite3.Connection, shas: list[str]) -> None:
         """After the commit: remove the files whose rows are still gone, under the write lock
-        (see the module docstring)."""
+        (see the module docstring). A file the disk will not let go (read-only) stays an
+        orphan, which is legal: `mailwright check --repair` removes it later."""
+        kept: OSError | None = None
         conn.execute("BEGIN IMMEDIATE")
         try:
             back = {
@@ -182,9 +184,17 @@ class BlobCollector:
             }
             for sha in shas:
                 if sha not in back:
-                    self._files.unlink(sha)
+                    try:
+                        self._files.unlink(sha)
+                    except OSError as exc:
+                        if unavailable(exc) is None:
+                            raise
+                        kept = exc
         finally:
             conn.execute("COMMIT")
+        if kept is not None:
+            log.warning("unreferenced blob files left as orphans (%s); "
+                        "`mailwright check --repair` removes them", kept.strerror)
 
     def _finished(self, done: Future[int], taken: list[str], scheduled: bool) -> None:
         """In the writer thread, after the op's batch (and its hooks) ended."""

@@ -25,9 +25,11 @@ first come first served among themselves: they never share a transaction with, n
 ahead of, a caller's write. Each must be short (the next caller's write waits for it), so
 they work in bounded slices (blobgc.OP_SECONDS, indexer.INDEX_OP_SECONDS).
 
-If BEGIN, a directory fsync or COMMIT fails, the whole batch is rolled back and every op in it
-fails (with StorageUnavailable for a full/read-only disk or a locked database): nothing is
-half-visible. A future that was cancelled before its batch started is skipped.
+If BEGIN, a directory fsync or COMMIT fails, or an op's error made SQLite roll back the whole
+transaction itself (a full disk while its page cache spills), the whole batch is rolled back
+and every op in it fails (with StorageUnavailable for a full/read-only disk or a locked
+database): nothing is half-visible. A future that was cancelled before its batch started is
+skipped.
 
 Readers never touch this connection (WAL: they read the last commit without blocking it).
 
@@ -69,6 +71,12 @@ _UNAVAILABLE_SQLITE: Final = (
     "attempt to write a readonly database",
     "unable to open database file",
 )
+# The same by primary result code (the low byte of an extended one): a code does not depend on
+# the message text, which an extended error (SQLITE_IOERR_FSYNC...) may word its own way.
+_UNAVAILABLE_CODES: Final = frozenset({
+    sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+})
 # A batch larger than this is split: bounds one transaction's size and the latency of its
 # first op (1,000 deliveries of a few rows each commit in well under 100 ms).
 MAX_BATCH: Final = 1000
@@ -81,8 +89,11 @@ def map_error(exc: BaseException) -> BaseException:
     if isinstance(exc, OSError):
         return unavailable(exc) or exc
     if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
         text = str(exc).lower()
-        if any(marker in text for marker in _UNAVAILABLE_SQLITE):
+        if (code is not None and code & 0xFF in _UNAVAILABLE_CODES) or any(
+            marker in text for marker in _UNAVAILABLE_SQLITE
+        ):
             return StorageUnavailable(f"storage unavailable: {exc}")
     return exc
 
@@ -223,6 +234,10 @@ class Writer:
                 try:
                     result = item.op(tx)
                 except BaseException as exc:  # fails this op only
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back itself (it may on
+                        # SQLITE_FULL, _IOERR, _BUSY): the ops before this one are gone too.
+                        raise
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((item, False, map_error(exc)))

@@ -70,6 +70,10 @@ def _valid_domain(domain: str) -> bool:
         return bool(inner) and all(
             c.isascii() and c.isprintable() and c not in "[]\\ " for c in inner
         )
+    # One trailing dot: a fully qualified name written absolutely ("example.test.", RFC 1035
+    # 3.1). RFC 5321 does not allow it, but clients send it and Postfix accepts it; the store's
+    # normalize_domain drops the dot, so the name is judged local or remote like any other.
+    domain = domain.removesuffix(".")
     if not domain or len(domain) > 255:
         return False
     for label in domain.split("."):

@@ -79,7 +79,7 @@ class StorageUnavailable(StoreError):
     """Disk full, read-only file system, or the database is locked: a temporary failure.
 
     Protocols answer with a temporary error (SMTP 451/452, POP3 -ERR [SYS/TEMP], IMAP NO
-    [SERVERBUG]) and nothing acknowledged before is affected.
+    [UNAVAILABLE]) and nothing acknowledged before is affected (docs/security.md).
     """
 
 
@@ -547,7 +547,8 @@ def normalize_mailbox_name(name: str) -> str:
     "INBOX" (RFC 3501 5.1); everything else is kept, case-sensitive.
 
     Raises InvalidName for an empty name or level ("a//b", "/a", "a/"), control characters
-    (RFC 3501 5.1: they would not survive the wire), or a name over MAX_MAILBOX_NAME.
+    (RFC 3501 5.1: they would not survive the wire), a path-like name ("../x", "a/./b", "~x"),
+    or a name over MAX_MAILBOX_NAME.
     """
     if not name or len(name) > MAX_MAILBOX_NAME:
         raise InvalidName("empty or overlong mailbox name")
@@ -556,6 +557,11 @@ def normalize_mailbox_name(name: str) -> str:
     levels = name.split(HIERARCHY_DELIMITER)
     if any(not level for level in levels):
         raise InvalidName(f"empty level in mailbox name {name!r}")
+    # Names are keys, never paths, so "../bob" could only ever be alice's own; but a level "."
+    # or ".." or a leading "~" (another user's namespace, RFC 2342 5) only serves to confuse
+    # clients, logs and any tool that maps names to files. Dovecot refuses them too.
+    if name.startswith("~") or any(level in (".", "..") for level in levels):
+        raise InvalidName(f"mailbox name looks like a path: {name!r}")
     if levels[0].upper() == INBOX:
         levels[0] = INBOX
     return HIERARCHY_DELIMITER.join(levels)

@@ -87,7 +87,9 @@ def authserv_id_of(value: bytes) -> str:
     """The authserv-id of a raw (possibly folded) Authentication-Results value."""
     text = re.sub(rb"\r?\n[ \t]", b" ", value).decode("utf-8", "replace")
     text = re.sub(r"\([^()]*\)", " ", text)  # CFWS comments (one level is what is seen)
-    return text.split(";", 1)[0].strip().split()[0].lower() if text.strip() else ""
+    # Nothing before the ";" (": ; spf=pass", or only a comment) is no authserv-id, not an error.
+    words = text.split(";", 1)[0].split()
+    return words[0].lower() if words else ""
 
 
 def strip_ours(fields: Sequence[tuple[bytes, bytes]], authserv_id: str) -> list[bool]:

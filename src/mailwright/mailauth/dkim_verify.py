@@ -60,7 +60,8 @@ async def verify_all(message: bytes, resolver: Resolver) -> list[DkimResult]:
     """One result per DKIM-Signature header, top first; [] when there is none."""
     try:
         verifier = dkim.DKIM(message, minkey=MIN_RSA_BITS)
-    except dkim.DKIMException as exc:
+    except (dkim.DKIMException, IndexError, ValueError) as exc:
+        # dkimpy's parser raises IndexError on a message that starts with a continuation line.
         return [DkimResult("permerror", "", "", "", f"message not parseable: {exc}")]
     headers = [(n, v) for n, v in verifier.headers if n.lower() == b"dkim-signature"]
     results = []
@@ -123,6 +124,6 @@ def _check(message: bytes, idx: int, key: bytes) -> tuple[str, str]:
         return "permerror", f"unusable key: {exc}"
     except dkim.DKIMException as exc:
         return "permerror", f"bad signature: {exc}"
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except (ValueError, TypeError, IndexError, binascii.Error) as exc:
         return "permerror", f"bad signature: {exc}"
     return ("pass", "signature verified") if ok else ("fail", "signature did not verify")

@@ -64,7 +64,9 @@ def split_header(message: bytes) -> tuple[list[bytes], int]:
 def from_domain(fields: list[bytes]) -> str:
     """The RFC5322.From domain for DMARC: exactly one From field with one address (RFC 7489
     6.6.1), else "" (no DMARC evaluation)."""
-    values = [f.split(b":", 1)[1] for f in fields if f.split(b":", 1)[0].strip().lower() == b"from"]
+    # A line without a colon ("From" alone) is no field at all, not a From field.
+    split = [f.partition(b":") for f in fields]
+    values = [value for name, colon, value in split if colon and name.strip().lower() == b"from"]
     if len(values) != 1:
         return ""
     text = re.sub(r"\r?\n[ \t]", " ", values[0].decode("utf-8", "replace")).strip()

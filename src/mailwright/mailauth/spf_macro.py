@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Final
 
 # RFC 7208 7.1: macro-letter, transformers (*DIGIT ["r"]) and delimiters.
-_MACRO: Final = re.compile(r"%\{([a-zA-Z])(\d*)(r?)([.\-+,/_=]*)\}", re.IGNORECASE)
+# DIGIT is ASCII (RFC 5234 B.1): [0-9], not \d, which also takes other scripts' digits.
+_MACRO: Final = re.compile(r"%\{([a-zA-Z])([0-9]*)(r?)([.\-+,/_=]*)\}", re.IGNORECASE)
 # Letters allowed in domain-spec; c, r and t only in an explanation (exp=) string (7.3).
 DOMAIN_LETTERS: Final = frozenset("slodiphv")
 EXP_LETTERS: Final = DOMAIN_LETTERS | frozenset("crt")
@@ -70,9 +71,12 @@ def _transform(value: str, digits: str, reverse: bool, delimiters: str) -> str:
     if reverse:
         parts.reverse()
     if digits:
-        count = int(digits)
-        if count == 0:
+        significant = digits.lstrip("0")
+        if not significant:
             raise MacroError("a macro transformer of 0 labels")
+        # A name has at most 127 labels, so any longer count keeps them all; int() of a
+        # record's 5,000 digits would raise ValueError (CPython's digit limit), not MacroError.
+        count = int(significant) if len(significant) <= 3 else len(parts)
         parts = parts[-count:]
     return ".".join(parts)
 

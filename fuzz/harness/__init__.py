@@ -1,0 +1,1 @@
+"""One harness module per protocol; see fuzz/__init__.py."""

@@ -7,7 +7,7 @@ live in the pure modules (`parser`, `grammar`, `state`, `selected`, `listing`, `
 `messages` (the selected mailbox's messages). This module runs the connection.
 
 Failure handling (STYLE.md 5): client mistakes are BAD/NO; after `max_errors` of them in a
-row the connection is closed with BYE, and so it is after MAX_AUTH_FAILURES failed logins.
+row the connection is closed with BYE, and so it is after `max_auth_failures` failed logins.
 The inactivity timer (RFC 9051 5.4: at least 30 minutes once logged in, PRE_AUTH_TIMEOUT
 before) ends the session with BYE. A bug inside one command is logged with its traceback
 and answered with `NO [SERVERBUG]`; the session carries on, as every command's store work is
@@ -22,6 +22,7 @@ import ssl
 import time
 from typing import Final
 
+from mailwright.auth.authenticator import LoginsSuspended
 from mailwright.auth.sasl import (
     PROXY_REFUSED,
     Challenge,
@@ -60,10 +61,6 @@ TLS_HANDSHAKE_TIMEOUT: Final = 60.0
 # pre-authentication timer"); a silent unauthenticated connection only holds a slot. Dovecot
 # gives a client 3 minutes to log in.
 PRE_AUTH_TIMEOUT: Final = 180.0
-# Failed LOGIN/AUTHENTICATE attempts on one connection before BYE: a password guesser must
-# reconnect (and meet the per-IP throttle and connection limits) every few tries. Dovecot's
-# login process also disconnects after 3 ("auth failed, 3 attempts").
-MAX_AUTH_FAILURES: Final = 3
 
 
 def busy_reply(hostname: str) -> bytes:
@@ -86,6 +83,13 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
         self._second = 0
         self._commands_this_second = 0
         self.auth_failures = 0
+        # config.ImapConfig login_timeout, then max_session_time once logged in: deadlines,
+        # which (unlike the inactivity timer) a client trickling bytes does not push back.
+        now = asyncio.get_running_loop().time()
+        self.deadline: float | None = (
+            now + self.config.login_timeout if self.config.login_timeout else None
+        )
+        self.expired = "Autologout; idle for too long"  # the BYE text when a read times out
 
     # ----- life cycle -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -118,7 +122,7 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                 try:
                     data = await self.conn.read(self._inactivity_timeout())
                 except TimeoutError:
-                    self.conn.write(r.untagged_status("BYE", "Autologout; idle for too long"))
+                    self.conn.write(r.untagged_status("BYE", self.expired))
                     raise Close from None
                 parser.receive_data(data)
                 continue
@@ -150,9 +154,18 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                     await self._command(event)
 
     def _inactivity_timeout(self) -> float:
+        timeout = self.config.idle_timeout
         if self.state is State.NOT_AUTHENTICATED:
-            return min(self.config.idle_timeout, PRE_AUTH_TIMEOUT)
-        return self.config.idle_timeout
+            timeout = min(timeout, PRE_AUTH_TIMEOUT)
+        self.expired = "Autologout; idle for too long"
+        if self.deadline is not None:
+            left = self.deadline - asyncio.get_running_loop().time()
+            if left < timeout:
+                timeout = max(left, 0.0)
+                self.expired = ("Login time limit reached"
+                                if self.state is State.NOT_AUTHENTICATED
+                                else "Session time limit reached")
+        return timeout
 
     # ----- dispatch -----------------------------------------------------------------------------
     async def _command(self, cmd: c.Command) -> None:
@@ -322,9 +335,14 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                 return await self._verify(tag, creds.username, creds.password)
 
     async def _verify(self, tag: str, username: str, password: str) -> bool:
-        account = await self.services.authenticator.authenticate(
-            username, password, self.conn.peer_ip
-        )
+        try:
+            account = await self.services.authenticator.authenticate(
+                username, password, self.conn.peer_ip
+            )
+        except LoginsSuspended:  # banned for failed logins; logged by the authenticator
+            self.no(tag, "Too many failed logins, try again later", r.UNAVAILABLE)
+            self._auth_failed()
+            return False
         if account is None:
             log.info("imap: login failed for %r from %s", username, self.conn.peer_ip)
             self.no(tag, "Invalid credentials", r.AUTHENTICATIONFAILED)
@@ -332,13 +350,16 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
             return False
         self.account = account
         self.state = State.AUTHENTICATED  # for the capability list below
+        limit = self.config.max_session_time
+        self.deadline = asyncio.get_running_loop().time() + limit if limit else None
         log.info("imap: %s logged in from %s", account.address, self.conn.peer_ip)
         self.ok(tag, "Logged in", r.code_capability(self._capabilities()))
         return True
 
     def _auth_failed(self) -> None:
         self.auth_failures += 1
-        if self.auth_failures >= MAX_AUTH_FAILURES:
+        limit = self.config.max_auth_failures  # 0: no limit
+        if limit and self.auth_failures >= limit:
             self.conn.write(r.untagged_status("BYE", "Too many failed login attempts"))
             raise Close
 
@@ -384,7 +405,7 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                         return False
                     return self.bad(tag, "expected DONE")
                 if read is None:
-                    read = asyncio.ensure_future(self.conn.read(self.config.idle_timeout))
+                    read = asyncio.ensure_future(self.conn.read(self._inactivity_timeout()))
                 if changed is None and self.subscription is not None:
                     changed = asyncio.ensure_future(self.subscription.wait())
                 waiting: set[asyncio.Future[object]] = {read}  # type: ignore[arg-type]
@@ -401,7 +422,7 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
                     try:
                         data = read.result()
                     except TimeoutError:
-                        self.conn.write(r.untagged_status("BYE", "Autologout; idle for too long"))
+                        self.conn.write(r.untagged_status("BYE", self.expired))
                         raise Close from None
                     read = None
                     self.parser.receive_data(data)
@@ -443,6 +464,11 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
             pending.staged.abort()
             self.bad(tag, error)
             return
+        if pending.failed:
+            pending.staged.abort()
+            log.warning("imap: storage unavailable for APPEND")
+            self.no(tag, "Storage temporarily unavailable, try again", r.UNAVAILABLE)
+            return
         account = self.require_account()
         cmd = pending.cmd
         when = int(cmd.internal_date.timestamp()) if cmd.internal_date is not None else None
@@ -468,11 +494,19 @@ class ImapSession(MailboxCommands, MessageCommands, SessionBase):
 
 
 class _AppendInProgress:
-    __slots__ = ("cmd", "staged")
+    __slots__ = ("cmd", "failed", "staged")
 
     def __init__(self, cmd: c.Append, staged: StagedMessage) -> None:
         self.cmd = cmd
         self.staged = staged
+        self.failed = False  # the disk refused a chunk (full, read-only): answered at the end
 
     def write(self, data: bytes) -> None:
-        self.staged.write(data)
+        """A full disk fails this APPEND (NO at its end), not the session: the rest of the
+        literal is read and dropped so that client and server stay in step."""
+        if self.failed:
+            return
+        try:
+            self.staged.write(data)
+        except StorageUnavailable:
+            self.failed = True  # StagedBlob.write removed its temp file already

@@ -17,6 +17,16 @@ MAX_PARTS: Final = 20_000
 # more fields (a mail loop adds Received: fields) is still stored whole; lookups stop here.
 MAX_HEADER_FIELDS: Final = 2_000
 
+# Octets of one header field's value that the analysis unfolds and reads (ENVELOPE, Content-*,
+# SEARCH, the text index). The message is stored whole and BODY[HEADER] serves it whole; only
+# these views are cut. Without it a 10 MB Subject cost about ten copies of itself at delivery
+# and again at each SEARCH (bench.hostile). Postfix keeps 100 KiB of a whole header
+# (header_size_limit); 64 KiB of one field is more than any real one.
+MAX_FIELD_VALUE: Final = 64 * 1024
+# Continuation lines of one field read by the analysis (about MAX_FIELD_VALUE at 78 octets a
+# line); see headers._FIELD for why lines and not only octets.
+MAX_FIELD_LINES: Final = 1000
+
 # Address headers are tokenised character by character in Python; longer values are cut here
 # (about 1,000 addresses) so that one header cannot cost seconds of CPU at delivery.
 MAX_ADDRESS_HEADER: Final = 64 * 1024

@@ -73,6 +73,10 @@ class Connection:
         if not self.writer.is_closing():
             self.writer.write(data)
 
+    def pending_output(self) -> int:
+        """Octets written but not yet taken by the kernel (0: nothing to wait for)."""
+        return self.writer.transport.get_write_buffer_size()
+
     async def drain(self) -> None:
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.drain()
@@ -103,4 +107,6 @@ class Connection:
             async with asyncio.timeout(5):
                 await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError, TimeoutError):
-            pass
+            # close() waits for unsent output: a peer that never reads would keep the socket
+            # and its buffer forever (a slow-read attack). Drop both.
+            self.writer.transport.abort()

@@ -19,6 +19,7 @@ import ssl
 from pathlib import Path
 from typing import Final, assert_never
 
+from mailwright.auth.authenticator import LoginsSuspended
 from mailwright.auth.sasl import (
     MECHANISMS,
     PROXY_REFUSED,
@@ -29,6 +30,7 @@ from mailwright.auth.sasl import (
     Success,
 )
 from mailwright.net.connection import Connection
+from mailwright.net.pacing import CommandPacer
 from mailwright.pop3 import responses as r
 from mailwright.pop3.commands import (
     Auth,
@@ -71,6 +73,11 @@ READ_CHUNK: Final = 256 * 1024
 BACKLOG_LIMIT: Final = 64 * 1024
 # The STLS handshake must finish in this time (a stalled handshake holds a connection slot).
 TLS_HANDSHAKE_TIMEOUT: Final = 60.0
+# The deadlines of config.Pop3Config (login_timeout, max_session_time) and max_auth_failures;
+# SYS/TEMP (RFC 3206 4): trying again later may work.
+LOGIN_TIME_LIMIT: Final = r.err("Login time limit reached", r.RespCode.SYS_TEMP)
+SESSION_TIME_LIMIT: Final = r.err("Session time limit reached", r.RespCode.SYS_TEMP)
+TOO_MANY_AUTH_FAILURES: Final = r.err("Too many authentication failures", r.RespCode.AUTH)
 
 
 def _read_small(path: Path) -> bytes:
@@ -107,6 +114,12 @@ class Pop3Session:
         self.account: Account | None = None
         self.maildrop: Maildrop | None = None
         self.locked: int | None = None  # account id whose lock this session holds
+        self.auth_failures = 0
+        self.pacer = CommandPacer(self.config.max_commands_per_second)
+        # Before login the login deadline, after it the session one (None: no limit); a
+        # deadline, unlike the idle timeout, is not reset by a client trickling bytes.
+        self.deadline: float | None = None
+        self.deadline_reply = LOGIN_TIME_LIMIT
 
     # ----- life cycle -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -129,19 +142,31 @@ class Pop3Session:
             await self.conn.close()
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.config.login_timeout:
+            self.deadline = loop.time() + self.config.login_timeout
         while True:
             event = self.core.next_event()
             if event is NEED_DATA:
                 await self._flush()  # RFC 2449 6.6: reply to a pipelined batch in one go
+                timeout, expired = self.config.idle_timeout, r.IDLE_TIMEOUT
+                if self.deadline is not None and self.deadline - loop.time() < timeout:
+                    timeout, expired = self.deadline - loop.time(), self.deadline_reply
                 try:
-                    data = await self.conn.read(self.config.idle_timeout)
+                    if timeout <= 0:
+                        raise TimeoutError
+                    data = await self.conn.read(timeout)
                 except TimeoutError:
-                    self.conn.write(r.IDLE_TIMEOUT)
+                    self.conn.write(expired)
                     raise _Close from None
                 self.core.receive_data(data)
                 continue
             if isinstance(event, Closed):
                 return
+            delay = self.pacer.delay(loop.time())
+            if delay:  # over max_commands_per_second: the client waits, others do not
+                await self._flush(force=True)
+                await asyncio.sleep(delay)
             if isinstance(event, SyntaxErr | BadSequence | LineTooLong):
                 self._end_sasl()  # RFC 5034 4: a malformed response fails the exchange
                 self._error(event.reply.encode())
@@ -343,13 +368,23 @@ class Pop3Session:
         """
         self.username = None
         self.sasl = None
-        account = await self.services.authenticator.authenticate(
-            username, password, self.conn.peer_ip
-        )
+        try:
+            account = await self.services.authenticator.authenticate(
+                username, password, self.conn.peer_ip
+            )
+        except LoginsSuspended:  # banned for failed logins; logged by the authenticator
+            self.core.set_state(State.AUTHORIZATION)
+            self._error(r.err("Too many failed logins, try again later", r.RespCode.SYS_TEMP))
+            return
         if account is None:
             log.info("pop3: login failed for %r from %s", username, self.conn.peer_ip)
             self.core.set_state(State.AUTHORIZATION)
             self._error(r.INVALID_CREDENTIALS)
+            self.auth_failures += 1
+            limit = self.config.max_auth_failures  # 0: no limit
+            if limit and self.auth_failures >= limit:
+                self.conn.write(TOO_MANY_AUTH_FAILURES)
+                raise _Close
             return
         locks = self.services.pop3_locks
         if account.id in locks:
@@ -370,6 +405,9 @@ class Pop3Session:
         self.account = account
         self.maildrop = Maildrop(messages)
         self.core.set_state(State.TRANSACTION)
+        most = self.config.max_session_time
+        self.deadline = asyncio.get_running_loop().time() + most if most else None
+        self.deadline_reply = SESSION_TIME_LIMIT
         count, size = self.maildrop.stat()
         log.info("pop3: %s logged in from %s (%d messages)", account.address, self.conn.peer_ip,
                  count)

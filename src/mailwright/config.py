@@ -8,14 +8,16 @@ Invariants:
 
 Environment variables (each overrides the file):
   MAILWRIGHT_DATA, MAILWRIGHT_HOSTNAME, MAILWRIGHT_CONFIG (the file itself),
-  MAILWRIGHT_LISTEN_<NAME> for NAME in SMTP, SUBMISSION, SUBMISSIONS, POP3, POP3S, IMAP, IMAPS
-  ("host:port"; an empty value turns the listener off; port 0 picks a free port),
+  MAILWRIGHT_LISTEN_<NAME> for NAME in SMTP, SUBMISSION, SUBMISSIONS, POP3, POP3S, IMAP, IMAPS,
+  HTTP ("host:port"; an empty value turns the listener off; port 0 picks a free port),
   MAILWRIGHT_<SECTION>_<KEY> for any key of the [smtp], [pop3], [imap], [auth], [tls], [store],
-  [queue], [dns], [inbound], [dkim] tables,
+  [queue], [dns], [inbound], [dkim], [capture] tables,
   e.g. MAILWRIGHT_SMTP_MAX_MESSAGE_SIZE=10485760 or MAILWRIGHT_AUTH_ALLOW_PLAINTEXT=true,
   and the short names of issue 5: MAILWRIGHT_ROUTES (= queue.routes), MAILWRIGHT_SMARTHOST
   (= queue.smarthost), MAILWRIGHT_REMOTE_SMTP_PORT (= queue.remote_smtp_port) and
-  MAILWRIGHT_DNS_SERVERS (= dns.servers, which is also its long name).
+  MAILWRIGHT_DNS_SERVERS (= dns.servers, which is also its long name), and
+  MAILWRIGHT_CAPTURE (= capture.enabled; MAILWRIGHT_CAPTURE_ACCEPT_ANY_AUTH etc. are the long
+  names of the other [capture] keys).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ LISTENER_NAMES: Final = (
     "pop3s",
     "imap",
     "imaps",
+    "http",  # the web inbox and JSON API (mailwright.web); off unless set or `serve --capture`
 )
 # Unprivileged ports for the embedded default (DESIGN.md); production configs name 25/587/465/...
 DEFAULT_LISTENERS: Final[Mapping[str, str | None]] = {
@@ -47,7 +50,11 @@ DEFAULT_LISTENERS: Final[Mapping[str, str | None]] = {
     "pop3s": "127.0.0.1:2995",
     "imap": "127.0.0.1:2143",
     "imaps": "127.0.0.1:2993",
+    "http": None,
 }
+# Where `mailwright serve --capture` puts the web inbox when listen.http is not set (Mailpit's
+# port). Loopback: the inbox has no authentication (docs/web.md).
+CAPTURE_HTTP_DEFAULT: Final = "127.0.0.1:8025"
 
 
 class ConfigError(Exception):
@@ -79,13 +86,25 @@ class SmtpConfig:
     # Errors (syntax or sequence) after which the session gets 421 and is closed, as Postfix's
     # smtpd_hard_error_limit (default 20).
     max_errors: int = 20
-    # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command.
+    # RFC 5321 4.5.3.2.7: a server SHOULD wait at least 5 minutes for the next command. It is a
+    # deadline for the whole command line, not reset by each byte (Postfix's
+    # smtpd_per_record_deadline), so a client trickling a byte at a time is cut off too.
     command_timeout: float = 300.0
     # RFC 5321 4.5.3.2.5: 3 minutes per data block; we apply it per read during DATA/BDAT.
     data_timeout: float = 180.0
     # Concurrency limits against one abusive peer, and against all peers together.
     max_connections_per_ip: int = 20
     max_connections: int = 1000
+    # Wall-clock limit of one connection, whatever it does (a trickle of DATA resets no read
+    # timer); then 421 4.4.2. Stalwart's session.duration is 10 min; 30 leaves room for a few
+    # 50 MiB messages over a slow link. 0: no limit.
+    max_session_time: float = 1800.0
+    # Commands per second one connection may send; beyond that it is made to wait (pacing, no
+    # error), so a runaway loop cannot take the event loop. Above a pipelined 1000-RCPT burst.
+    max_commands_per_second: int = 5000
+    # Failed AUTH attempts per connection before 421 4.7.0 and close: a password guesser must
+    # reconnect (and meet the per-IP throttle) every few tries; Dovecot disconnects after 3.
+    max_auth_failures: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +116,18 @@ class Pop3Config:
     max_errors: int = 20
     max_connections_per_ip: int = 20
     max_connections: int = 1000
+    # Deadline from connect to a successful login, however active the client is (a trickle of
+    # bytes resets the idle timer, not this): 10 minutes, so RFC 1939's 10-minute minimum for
+    # the autologout timer holds before login too.
+    login_timeout: float = 600.0
+    # Wall-clock limit of a logged-in session; 0 (default): none, as Dovecot (a big maildrop
+    # over a slow link may take hours).
+    max_session_time: float = 0.0
+    # Commands per second before the client is made to wait (pacing, no error); above a
+    # pipelined RETR of 1,000 small messages (bench: ~3,000 per second).
+    max_commands_per_second: int = 5000
+    # Failed logins per connection before -ERR [AUTH] and close (Dovecot disconnects after 3).
+    max_auth_failures: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +143,15 @@ class ImapConfig:
     max_commands_per_second: int = 2000
     max_connections_per_ip: int = 50
     max_connections: int = 5000
+    # Deadline from connect to a successful login, however active the client is (the 3-minute
+    # pre-login inactivity timer alone is reset by every byte a trickling client sends);
+    # RFC 9051 5.4 allows a shortened timer before login. Dovecot also gives 3 minutes.
+    login_timeout: float = 180.0
+    # Wall-clock limit of a logged-in session; 0 (default): none, since a mail client may stay
+    # connected (IDLE) for days.
+    max_session_time: float = 0.0
+    # Failed LOGIN/AUTHENTICATE attempts per connection before BYE (Dovecot: 3).
+    max_auth_failures: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +161,15 @@ class AuthConfig:
     # Loopback connections never cross a network, so plaintext there is allowed by default
     # (this is what makes the classic smtplib/poplib tutorial work on localhost).
     allow_plaintext_loopback: bool = True
-    # Failed-login throttling per client IP: delay = min(max_delay, base_delay * 2**(failures-1)).
+    # Failed-login throttling per client IP and per account name (auth/throttle.py):
+    # delay = min(max_delay, base_delay * 2**(failures-1)), failures forgotten after 1 h.
     failure_base_delay: float = 0.5
     failure_max_delay: float = 10.0
+    # After this many failures from one address (IPv6: one /64), refuse its logins with a
+    # temporary error for ban_time seconds (0: never ban). fail2ban's defaults are 5 failures
+    # and 10 minutes; 10 leaves room for a user fumbling a new password on two devices.
+    ban_after: int = 10
+    ban_time: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +254,40 @@ class DkimConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """Capture mode (docs/testing.md): mail for other domains is kept, never relayed."""
+
+    enabled: bool = False
+    # Any AUTH credentials succeed on SMTP (capture mode only): apps under test log in with
+    # whatever their settings say.
+    accept_any_auth: bool = False
+    # The account that holds captured mail (created with its domain at start), for IMAP/POP3.
+    account: str = "captured@capture.test"
+    password: str = "captured"
+    # "catch-all": everything in the account's INBOX; "per-domain": a mailbox per domain.
+    imap: str = "catch-all"
+    # Injected faults (capture/faults.py): fractions of RCPTs / DATAs failed with fail_code,
+    # and a delay before each reply. Changed at runtime by `mailwright captured faults`.
+    rcpt_fail_rate: float = 0.0
+    data_fail_rate: float = 0.0
+    fail_code: int = 451
+    reply_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.imap not in ("catch-all", "per-domain"):
+            raise ConfigError(
+                f'capture.imap: expected "catch-all" or "per-domain", got {self.imap!r}'
+            )
+        for name in ("rcpt_fail_rate", "data_fail_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"capture.{name}: expected a number from 0 to 1")
+        if not 400 <= self.fail_code <= 599:
+            raise ConfigError(f"capture.fail_code: expected 4xx or 5xx, not {self.fail_code}")
+        if "@" not in self.account or not self.password:
+            raise ConfigError("capture.account must be an address and capture.password non-empty")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     hostname: str
@@ -222,6 +302,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     dkim: DkimConfig = field(default_factory=DkimConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -244,12 +325,14 @@ _SECTIONS: Final[Mapping[str, type[Any]]] = {
     "dns": DnsConfig,
     "inbound": InboundConfig,
     "dkim": DkimConfig,
+    "capture": CaptureConfig,
 }
 # Short environment names that the issue (and its acceptance tests) use.
 _ENV_ALIASES: Final[Mapping[str, tuple[str, str]]] = {
     "MAILWRIGHT_ROUTES": ("queue", "routes"),
     "MAILWRIGHT_SMARTHOST": ("queue", "smarthost"),
     "MAILWRIGHT_REMOTE_SMTP_PORT": ("queue", "remote_smtp_port"),
+    "MAILWRIGHT_CAPTURE": ("capture", "enabled"),
 }
 _TOP_KEYS: Final = frozenset({"data", "hostname", "listen", *_SECTIONS})
 
@@ -321,8 +404,13 @@ def load(
     config_file: str | Path | None = None,
     data_dir: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    listen_defaults: Mapping[str, str] | None = None,
 ) -> Config:
-    """Defaults < TOML file < environment < explicit arguments (the CLI's --data)."""
+    """Defaults < TOML file < environment < explicit arguments (the CLI's --data).
+
+    `listen_defaults` replaces the built-in default of some listeners (`serve --capture`
+    turns "http" on this way, unless the file or the environment says otherwise)."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     config_file = config_file or env.get("MAILWRIGHT_CONFIG") or None
@@ -347,7 +435,7 @@ def load(
     listen_raw = raw.get("listen", {})
     if not isinstance(listen_raw, dict):
         raise ConfigError("[listen] must be a table")
-    listen_values: dict[str, str | None] = dict(DEFAULT_LISTENERS)
+    listen_values: dict[str, str | None] = {**DEFAULT_LISTENERS, **(listen_defaults or {})}
     for name, value in listen_raw.items():
         if name not in LISTENER_NAMES:
             raise ConfigError(f"unknown configuration key listen.{name}")

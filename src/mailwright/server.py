@@ -49,7 +49,9 @@ from mailwright.services import Services
 from mailwright.store.api import Store
 
 if TYPE_CHECKING:
+    from mailwright.capture.box import CaptureBox
     from mailwright.queue.runner import QueueRunner
+    from mailwright.web.listener import HttpListener
 
 log = logging.getLogger("mailwright.server")
 
@@ -82,6 +84,8 @@ LISTEN_BACKLOG: Final = 1024
 # Period at which stop() re-checks for sessions that became idle during the grace period.
 _DRAIN_POLL: Final = 0.05
 LISTENERS_FILE: Final = "listeners.json"
+# The web inbox and JSON API (mailwright.web): plain HTTP, meant for loopback (docs/web.md).
+HTTP_LISTENER: Final = "http"
 
 
 class SessionModule(Protocol):
@@ -150,6 +154,8 @@ class Server:
         self.services: Services | None = None
         self.store: Store | None = None
         self.queue_runner: QueueRunner | None = None
+        self.capture: CaptureBox | None = None  # capture mode ([capture] enabled)
+        self.http: HttpListener | None = None  # the "http" listener (web inbox), when enabled
         self._session_overrides = dict(sessions or {})
         self._open_store = open_store or _default_open_store
         self._listeners: list[_Listener] = []
@@ -195,11 +201,21 @@ class Server:
             from mailwright.mailauth.inbound import InboundChecker
 
             self.services.inbound = InboundChecker(resolver, config.inbound, config.hostname)
+        capture_account: asyncio.Future[None] | None = None
         try:
-            if isinstance(store, Store):  # not the lifecycle tests' stand-in
+            capture_account = self._start_capture(store)
+            if isinstance(store, Store) and capture_account is not None:
+                # Capture mode: nothing leaves, not even mail queued before it was turned on.
+                if store.queue_size():
+                    log.warning("capture mode: %d queued message(s) stay queued, not sent",
+                                store.queue_size())
+            elif isinstance(store, Store):  # not the lifecycle tests' stand-in
                 self.queue_runner = _build_queue_runner(self.services)
             for listener in listeners:
                 await self._bind(listener, config.listeners[listener.name], tls)
+            await self._start_http()
+            if capture_account is not None:
+                await capture_account
             self._write_listeners_file()
             if self.queue_runner is not None:
                 # Only now: its router must know our MX sockets before its first pass, so a
@@ -207,6 +223,10 @@ class Server:
                 self.queue_runner.router.identity.listen_on(self._mx_sockets())
                 self.queue_runner.start()
         except BaseException:
+            if capture_account is not None:  # its thread uses the store: let it finish first
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(capture_account)
+            await self._stop_http()
             await self._close_listeners()
             self.bound.clear()
             if self.queue_runner is not None:
@@ -230,6 +250,7 @@ class Server:
             return
         self._stopping = True
         try:
+            await self._stop_http()  # ends the event streams, so browsers see a clean close
             await self._close_listeners()
             await self._drain_sessions(grace)
             if self.queue_runner is not None:
@@ -285,6 +306,8 @@ class Server:
         # connections over several ports.
         limiters: dict[str, ConnectionLimiter] = {}
         for name in self.config.listeners:
+            if name == HTTP_LISTENER:
+                continue  # not a mail protocol: _start_http()
             kind = LISTENER_KINDS.get(name)
             if kind is None:
                 # Every name in config.LISTENER_NAMES has a kind; this guards a future one.
@@ -362,13 +385,63 @@ class Server:
         """<data>/listeners.json: where each listener is, for scripts (port 0 picks a port)."""
         tls_mode = {listener.name: listener.kind.tls for listener in self._listeners}
         payload = {
-            name: {"host": host, "port": port, "tls": tls_mode[name]}
+            name: {"host": host, "port": port, "tls": tls_mode.get(name, "none")}
             for name, (host, port) in self.bound.items()
         }
         path = self.config.data_dir / LISTENERS_FILE
         tmp = path.with_name(f".{LISTENERS_FILE}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+
+    # ----- capture mode ------------------------------------------------------------------------
+    def _start_capture(self, store: Store) -> asyncio.Future[None] | None:
+        """Build the capture box (capture mode) and start making its account in a worker
+        thread (argon2id, ~150 ms, overlaps the binding); start() awaits the returned future
+        before it reports ready."""
+        cfg = self.config.capture
+        if not cfg.enabled or self.services is None or not isinstance(store, Store):
+            return None
+        from mailwright.capture import CaptureBox, FaultSettings
+
+        box = CaptureBox(
+            store, account=cfg.account, imap="per-domain" if cfg.imap == "per-domain"
+            else "catch-all", data_dir=self.config.data_dir,
+        )
+        # The runtime settings start from the configuration at each start (docs/testing.md).
+        box.set_faults(FaultSettings(
+            rcpt_fail_rate=cfg.rcpt_fail_rate, data_fail_rate=cfg.data_fail_rate,
+            fail_code=cfg.fail_code, reply_delay=cfg.reply_delay,
+        ))
+        self.capture = self.services.capture = self.services.deliverer.capture = box
+        return asyncio.ensure_future(asyncio.to_thread(box.ensure_account, cfg.password))
+
+    # ----- the web inbox ------------------------------------------------------------------------
+    async def _start_http(self) -> None:
+        """Serve the web inbox and JSON API on this loop when listen.http is set. Without
+        capture mode its API answers 503 (there is no capture box to show)."""
+        listen = self.config.listeners.get(HTTP_LISTENER)
+        if listen is None:
+            return
+        from mailwright.web.listener import HttpListener  # lazy: aiohttp only when used
+
+        http = HttpListener(self.capture, self.config.hostname)
+        try:
+            self.bound[HTTP_LISTENER] = await http.start(listen.host, listen.port)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot listen on {listen} for http: {exc.strerror or exc}"
+            ) from None
+        self.http = http
+
+    async def _stop_http(self) -> None:
+        http, self.http = self.http, None
+        if http is not None:
+            await http.stop()
+
+    @property
+    def http_url(self) -> str | None:
+        """The web inbox's base URL, e.g. "http://127.0.0.1:8025"; None when it is off."""
+        return self.http.url if self.http is not None else None
 
     # ----- sessions -----------------------------------------------------------------------------
     async def _run_session(self, listener: _Listener, conn: Connection) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailwright.auth.authenticator import Authenticator
 from mailwright.config import Config
@@ -22,6 +23,9 @@ from mailwright.delivery import Deliverer
 from mailwright.mailauth.inbound import InboundChecker
 from mailwright.net.resolver import Resolver
 from mailwright.store.api import Store
+
+if TYPE_CHECKING:
+    from mailwright.capture.box import CaptureBox
 
 
 @dataclass
@@ -37,3 +41,5 @@ class Services:
     resolver: Resolver | None = None
     # SPF/DKIM/DMARC on the MX listener (mailauth.inbound); None when [inbound] checks = false.
     inbound: InboundChecker | None = None
+    # Capture mode ([capture] enabled): the box and its fault settings; None when off.
+    capture: CaptureBox | None = None

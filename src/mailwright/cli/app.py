@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from mailwright.cli.admin import account_app, alias_app, domain_app
+from mailwright.cli.captured import captured_app
+from mailwright.cli.check import check
 from mailwright.cli.dkim import dkim_app
 from mailwright.cli.queue import queue_app
 from mailwright.cli.serve import serve
@@ -22,6 +24,8 @@ app.add_typer(account_app, name="account")
 app.add_typer(alias_app, name="alias")
 app.add_typer(queue_app, name="queue")
 app.add_typer(dkim_app, name="dkim")
+app.add_typer(captured_app, name="captured")
+app.command("check")(check)
 
 
 def main() -> None:

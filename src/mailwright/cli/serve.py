@@ -14,10 +14,12 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mailwright import __version__
+from mailwright import config as mwconfig
 from mailwright.cli.common import EXIT_CONFIG_ERROR, ConfigOption, DataOption, fail, load_config
 from mailwright.config import Config, ConfigError
 from mailwright.net import loop as event_loop
@@ -56,8 +59,11 @@ def banner(config: Config, server: Server) -> Table:
     table.add_column("Address")
     table.add_column("TLS")
     for name, (host, port) in server.bound.items():
-        kind = LISTENER_KINDS[name]
+        kind = LISTENER_KINDS.get(name)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if kind is None:  # "http": the web inbox, plain HTTP (meant for loopback, docs/web.md)
+            table.add_row(name, "web inbox and JSON API", f"http://{address}/", "none")
+            continue
         tls = "implicit TLS" if kind.tls == "implicit" else "STARTTLS"
         table.add_row(name, kind.label, address, tls)
     return table
@@ -92,6 +98,11 @@ async def run(config: Config, console: Console) -> int:
     console.print(
         f"certificate: {config.cert_path}   listeners: {config.data_dir / 'listeners.json'}"
     )
+    if config.capture.enabled:
+        console.print(
+            "capture mode: mail for other domains is kept, never relayed; IMAP/POP3 account "
+            f"{config.capture.account}; `mailwright captured list` shows it"
+        )
     console.print("ready; SIGTERM or Ctrl-C stops")
     console.file.flush()
 
@@ -100,18 +111,40 @@ async def run(config: Config, console: Console) -> int:
     return 0
 
 
+def capture_config(config_file: Path | None, data: Path | None) -> Config:
+    """The configuration with capture mode on, and the web inbox on its default address
+    unless the file or the environment sets listen.http (an empty value keeps it off)."""
+    try:
+        cfg = mwconfig.load(
+            config_file, data, listen_defaults={"http": mwconfig.CAPTURE_HTTP_DEFAULT}
+        )
+    except ConfigError as exc:
+        fail(exc, EXIT_CONFIG_ERROR)
+    return dataclasses.replace(cfg, capture=dataclasses.replace(cfg.capture, enabled=True))
+
+
 def serve(
     data: DataOption = None,
     config: ConfigOption = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error")
     ] = "info",
+    capture: Annotated[
+        bool,
+        typer.Option(
+            "--capture",
+            help="Capture mode: keep mail for other domains instead of relaying it (docs/"
+            f"testing.md), with the web inbox on {mwconfig.CAPTURE_HTTP_DEFAULT} unless "
+            "listen.http says otherwise.",
+        ),
+    ] = False,
 ) -> None:
     """Run the mail server in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     if log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         fail(f"--log-level: unknown level {log_level!r}", EXIT_CONFIG_ERROR)
     setup_logging(log_level)
-    cfg = load_config(config, data)  # Server.start() logs cfg.warnings
+    # Server.start() logs cfg.warnings
+    cfg = capture_config(config, data) if capture else load_config(config, data)
     code = event_loop.run(run(cfg, Console(highlight=False, soft_wrap=True)))
     raise typer.Exit(code)
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mailwright.queue.dsn import (
     Action,
@@ -39,6 +39,9 @@ from mailwright.store.api import (
     Store,
     normalize_address,
 )
+
+if TYPE_CHECKING:
+    from mailwright.capture.box import CaptureBox
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,12 @@ class RemoteRecipient:
     address: str
 
 
+@dataclass(frozen=True, slots=True)
+class CapturedRecipient(RemoteRecipient):
+    """Capture mode: a recipient outside the local domains, kept in the capture box instead of
+    queued (a RemoteRecipient, so code that only asks "local or not" needs no change)."""
+
+
 class Refusal(enum.Enum):
     NO_SUCH_USER = "no such user"  # SMTP 550 5.1.1
     RELAY_DENIED = "relay denied"  # SMTP 554/550 5.7.1
@@ -81,6 +90,10 @@ def domain_of(address: str) -> str:
 
 
 class Deliverer:
+    # Capture mode (capture/box.py), set by the server: every remote target, whoever sends
+    # it, goes to the capture box; nothing is queued or relayed.
+    capture: CaptureBox | None = None
+
     def __init__(self, store: Store, hostname: str = "") -> None:
         self.store = store
         self.hostname = hostname.lower().rstrip(".")
@@ -104,6 +117,8 @@ class Deliverer:
         if not self.store.is_local_domain(domain):
             if is_postmaster and domain == self.hostname:
                 return self._postmaster(canonical, domain)
+            if self.capture is not None:
+                return CapturedRecipient(address)
             return RemoteRecipient(address) if may_relay else Refusal.RELAY_DENIED
         accounts, forwards = self._expand(canonical, {domain: True})
         if not accounts and not forwards:
@@ -217,6 +232,10 @@ class Deliverer:
                     remote.setdefault(target.lower(), EnvelopeRecipient(target, params))
             else:
                 remote.setdefault(resolution.address.lower(), rcpt)
+        if self.capture is not None and remote:
+            # Capture mode: alias forwards too; the original file goes on only to local accounts.
+            await self.capture.capture(message, envelope, [r.address for r in remote.values()])
+            remote = {}
         try:
             await self.store.deliver(
                 message, envelope, list(local), list(remote.values()), junk=junk

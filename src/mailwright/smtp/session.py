@@ -20,14 +20,18 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import random
 import secrets
 import ssl
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, assert_never
 
 from mailwright.auth import sasl
+from mailwright.auth.authenticator import LoginsSuspended
+from mailwright.capture.faults import Fault, decide
 from mailwright.delivery import LocalRecipient, Refusal, RemoteRecipient
 from mailwright.net.connection import Connection
+from mailwright.net.pacing import CommandPacer
 from mailwright.services import Services
 from mailwright.smtp import responses as R
 from mailwright.smtp.commands import (
@@ -83,6 +87,14 @@ SUBMISSION_LISTENERS: Final = frozenset({"submission", "submissions"})
 TLS_HANDSHAKE_TIMEOUT: Final = 30.0
 # RFC 4954 6 / RFC 4616 2: we offer no proxy authorization.
 AUTHZID_REFUSED: Final = Reply(535, "5.7.8", "Authorization identity not allowed")
+# RFC 4954 6: 454 4.7.0 "Temporary authentication failure" (the address is banned for a while).
+AUTH_SUSPENDED: Final = Reply(454, "4.7.0", "Temporary authentication failure, try again later")
+# max_session_time reached (config.SmtpConfig): as a timeout, 421 4.4.2 (RFC 3463 4.4.2).
+SESSION_TIME_LIMIT: Final = Reply(421, "4.4.2", "Session time limit reached, closing connection")
+# max_auth_failures reached: 421 and close (RFC 5321 3.8 allows 421 at any time).
+TOO_MANY_AUTH_FAILURES: Final = Reply(
+    421, "4.7.0", "Too many authentication failures, closing connection"
+)
 HELP_LINES: Final = (
     "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
     "See RFC 5321 and https://www.rfc-editor.org/rfc/rfc5321",
@@ -117,6 +129,13 @@ class Session:
         self.esmtp = False
         self.account: Account | None = None
         self.sasl: sasl.SaslExchange | None = None
+        self.auth_failures = 0
+        self.pacer = CommandPacer(self.cfg.max_commands_per_second)
+        # Capture mode (capture/): injected faults; `stalled` is a timeout@ fault (no reply
+        # ever again), `any_auth` an AUTH taken without checking (capture.accept_any_auth).
+        self.capture = services.capture
+        self.stalled = False
+        self.any_auth = False
         self._reset_transaction()
 
     # ----- plumbing ------------------------------------------------------------------------------
@@ -133,7 +152,17 @@ class Session:
     async def flush(self) -> None:
         if self.out:
             data, self.out = bytes(self.out), bytearray()
-            await self.conn.send(data)
+            self.conn.write(data)
+            if not self.conn.pending_output():
+                return  # all handed to the kernel: nothing to wait for (and no timer to arm)
+            try:
+                # A client that pipelines without reading our replies would block this drain
+                # forever (a slow-read attack): it gets the command timeout, then is dropped.
+                async with asyncio.timeout(self.cfg.command_timeout):
+                    await self.conn.drain()
+            except TimeoutError:
+                log.info("smtp %s: client stopped reading replies; closing", self.conn.peer_ip)
+                self.closing = True
 
     def _reset_transaction(self) -> None:
         staged = getattr(self, "staged", None)
@@ -150,23 +179,52 @@ class Session:
 
     # ----- main loop -----------------------------------------------------------------------------
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        limit = self.cfg.max_session_time
+        deadline = loop.time() + limit if limit else None
+        # When we began waiting for the next command line: command_timeout is a deadline for
+        # the whole line, so a byte every few seconds (slowloris) does not keep it open.
+        waiting_since: float | None = None
         self.out += render(Reply(220, "", f"{self.hostname} ESMTP mailwright ready"))
         while not self.closing:
             ev = self.core.next_event()
             if ev is NEED_DATA:
                 await self.flush()
-                timeout = (
-                    self.cfg.data_timeout if self.core.reading_message else self.cfg.command_timeout
-                )
+                if self.closing:
+                    break
+                now = loop.time()
+                if self.core.reading_message:
+                    # RFC 5321 4.5.3.2.5-6: the data timeouts are per block, i.e. per read.
+                    waiting_since = None
+                    timeout, expired = self.cfg.data_timeout, R.TIMEOUT
+                else:
+                    waiting_since = now if waiting_since is None else waiting_since
+                    timeout = self.cfg.command_timeout - (now - waiting_since)
+                    expired = R.TIMEOUT
+                if deadline is not None and deadline - now < timeout:
+                    timeout, expired = deadline - now, SESSION_TIME_LIMIT
                 try:
+                    if timeout <= 0:
+                        raise TimeoutError
                     data = await self.conn.read(timeout)
                 except TimeoutError:
-                    self.out += self.core.render(R.TIMEOUT)
+                    self.out += self.core.render(expired)
                     break
                 self.core.receive_data(data)
                 continue
             assert not isinstance(ev, NeedData)
+            waiting_since = None
+            if not isinstance(ev, DataChunk | DataEnd | ChunkEnd | ConnectionClosed):
+                delay = self.pacer.delay(loop.time())
+                if delay:
+                    await self.flush()
+                    await asyncio.sleep(delay)
+            if self.capture is not None and not isinstance(ev, DataChunk | ConnectionClosed):
+                await self._injected_delay()
             await self.handle(ev)
+            if self.stalled:
+                await self._stall()
+                break
         await self.flush()
 
     async def handle(self, ev: Event) -> None:
@@ -282,15 +340,18 @@ class Session:
         self.reply(Reply(250, "2.1.0", "Sender OK"))
 
     def _check_mail(self, cmd: Mail) -> Reply | None:
-        if self.listener in SUBMISSION_LISTENERS and self.account is None:
+        # Capture mode takes mail from any session: none of it ever leaves.
+        if self.listener in SUBMISSION_LISTENERS and self.account is None and self.capture is None:
             return R.NEED_AUTH  # RFC 6409 4.3 / RFC 4954 6
         size = cmd.params.get("SIZE")
         if size is not None and int(size) > self.cfg.max_message_size:
             return R.TOO_BIG  # RFC 1870 6.1
         if _has_non_ascii(cmd.address) and "SMTPUTF8" not in cmd.params:
             return R.NON_ASCII_ADDRESS  # RFC 6531 3.5
-        if self.account is not None and not self.services.deliverer.sender_allowed(
-            self.account, cmd.address
+        if (
+            self.account is not None
+            and not self.any_auth  # capture.accept_any_auth: any sender
+            and not self.services.deliverer.sender_allowed(self.account, cmd.address)
         ):
             return R.NOT_OWNER  # RFC 6409 6.1: the submission server may check the sender
         return None
@@ -306,6 +367,11 @@ class Session:
         address = cmd.address
         if address.lower() == "postmaster":
             address = f"postmaster@{self.hostname}"  # RFC 5321 4.5.1
+        if self.capture is not None:
+            fault = decide("rcpt", [address], self.capture.faults, random.random())
+            if fault is not None:
+                self._inject(fault)
+                return
         try:
             may_relay = self.account is not None  # never an open relay
             resolution = self.services.deliverer.resolve(address, may_relay=may_relay)
@@ -390,6 +456,14 @@ class Session:
             self.core.transition(cmd, ok=False)
             self.reply(error or R.STORAGE_UNAVAILABLE)
             return
+        if self.capture is not None:
+            addresses = [rcpt.address for rcpt, _ in self.recipients]
+            fault = decide("data", addresses, self.capture.faults, random.random())
+            if fault is not None:
+                self._reset_transaction()
+                self.core.transition(cmd, ok=False)
+                self._inject(fault)
+                return
         staged, self.staged = self.staged, None
         envelope = Envelope(
             mail_from=self.mail.address,
@@ -538,17 +612,78 @@ class Session:
                 assert_never(step)
 
     async def _finish_auth(self, username: str, password: str) -> None:
-        account = await self.services.authenticator.authenticate(
-            username, password, self.conn.peer_ip
-        )
+        if self.capture is not None and self.services.config.capture.accept_any_auth:
+            self._accept_any_auth(username)
+            return
+        try:
+            account = await self.services.authenticator.authenticate(
+                username, password, self.conn.peer_ip
+            )
+        except LoginsSuspended:
+            self.reply(AUTH_SUSPENDED)  # banned for failed logins; logged by the authenticator
+            return
         del password
         if account is None:
             log.info("smtp %s: authentication failed for %r", self.conn.peer_ip, username)
             self.reply(R.AUTH_FAILED)
+            self.auth_failures += 1
+            limit = self.cfg.max_auth_failures  # 0: no limit
+            if limit and self.auth_failures >= limit and not self.closing:
+                self.out += self.core.render(TOO_MANY_AUTH_FAILURES)
+                self.closing = True
             return
         self.account = account
         log.info("smtp %s: authenticated as %s", self.conn.peer_ip, account.address)
         self.reply(R.AUTH_OK)
+
+
+    def _accept_any_auth(self, username: str) -> None:
+        """capture.accept_any_auth: any credentials are good. The session is the named local
+        account if there is one, else stands for the capture account; any sender is allowed."""
+        assert self.capture is not None
+        try:
+            account = self.services.store.get_account(username)
+        except InvalidAddress:
+            account = None
+        self.account = account or Account(self.capture.account_id() or 0, username)
+        self.any_auth = True
+        log.info("smtp %s: capture mode, AUTH as %r accepted unchecked", self.conn.peer_ip,
+                 username)
+        self.reply(R.AUTH_OK)
+
+    # ----- capture mode: injected faults (capture/faults.py) ----------------------------------
+    def _inject(self, fault: Fault) -> None:
+        if fault.timeout:
+            self.stalled = True
+            return
+        self.reply(Reply(fault.code, fault.status, fault.text))
+        if fault.code == 421:
+            self.closing = True  # RFC 5321 3.8: 421 means the server closes
+
+    async def _injected_delay(self) -> None:
+        assert self.capture is not None
+        delay = self.capture.faults.reply_delay
+        if delay:
+            await self.flush()
+            await asyncio.sleep(delay)
+
+    async def _stall(self) -> None:
+        """A timeout@ fault: answer nothing more, and read (and drop) whatever comes until the
+        client gives up (EOF) or our command timeout passes, then close as on any timeout."""
+        await self.flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.command_timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.out += self.core.render(R.TIMEOUT)
+                return
+            try:
+                data = await self.conn.read(remaining)
+            except TimeoutError:
+                continue
+            if not data:
+                return
 
 
 def _verdict_text(verdict: Verdict) -> str:

@@ -47,6 +47,9 @@ class FakeConn:
     def write(self, data: bytes) -> None:
         self.written += data
 
+    def pending_output(self) -> int:
+        return 0
+
     async def drain(self) -> None:
         pass
 
@@ -121,6 +124,7 @@ class FakeServices:
     tls: Any = None
     store: Any = None
     inbound: Any = None  # no SPF/DKIM/DMARC here: tests/wire/smtp/test_inbound_checks.py
+    capture: Any = None  # capture mode off: tests/wire/capture/
 
 
 def services(**smtp: Any) -> FakeServices:

@@ -11,7 +11,10 @@ Invariants:
 - `wait_for` subscribes to the change bus (and to the capture box) before it reads what is
   already there, so a message that arrives in between is seen, never missed; it is woken by
   those events, never by polling.
-- Importing this module is cheap: the server itself is imported by `start()`.
+- Importing this module loads the whole server (about 0.4 s, once per process), so that
+  `start()` costs only the server's own start (15-50 ms): a name imported from
+  `mailwright.testing` means a server is wanted. The pytest plugin imports this module only
+  when a test asks for `mail_server`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+# The server and what its start would otherwise import (module docstring).
+import mailwright.imap.session
+import mailwright.pop3.session
+import mailwright.server
+import mailwright.smtp.session
+import mailwright.web.listener  # noqa: F401
 from mailwright.testing.messages import MailMessage
 from mailwright.testing.sources import (
     CaptureSource,

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Final, assert_never
 
 from mailwright.auth import sasl
 from mailwright.auth.authenticator import LoginsSuspended
-from mailwright.capture.faults import Fault, decide
+from mailwright.capture.faults import decide
 from mailwright.delivery import LocalRecipient, Refusal, RemoteRecipient
 from mailwright.net.connection import Connection
 from mailwright.net.pacing import CommandPacer
 from mailwright.services import Services
 from mailwright.smtp import responses as R
+from mailwright.smtp.capture_mode import CaptureMode
 from mailwright.smtp.commands import (
     Auth,
     Bdat,
@@ -110,7 +111,7 @@ def _has_non_ascii(address: str) -> bool:
     return not address.isascii()
 
 
-class Session:
+class Session(CaptureMode):
     def __init__(self, conn: Connection, services: Services, listener: str) -> None:
         self.conn = conn
         self.services = services
@@ -635,55 +636,6 @@ class Session:
         self.account = account
         log.info("smtp %s: authenticated as %s", self.conn.peer_ip, account.address)
         self.reply(R.AUTH_OK)
-
-
-    def _accept_any_auth(self, username: str) -> None:
-        """capture.accept_any_auth: any credentials are good. The session is the named local
-        account if there is one, else stands for the capture account; any sender is allowed."""
-        assert self.capture is not None
-        try:
-            account = self.services.store.get_account(username)
-        except InvalidAddress:
-            account = None
-        self.account = account or Account(self.capture.account_id() or 0, username)
-        self.any_auth = True
-        log.info("smtp %s: capture mode, AUTH as %r accepted unchecked", self.conn.peer_ip,
-                 username)
-        self.reply(R.AUTH_OK)
-
-    # ----- capture mode: injected faults (capture/faults.py) ----------------------------------
-    def _inject(self, fault: Fault) -> None:
-        if fault.timeout:
-            self.stalled = True
-            return
-        self.reply(Reply(fault.code, fault.status, fault.text))
-        if fault.code == 421:
-            self.closing = True  # RFC 5321 3.8: 421 means the server closes
-
-    async def _injected_delay(self) -> None:
-        assert self.capture is not None
-        delay = self.capture.faults.reply_delay
-        if delay:
-            await self.flush()
-            await asyncio.sleep(delay)
-
-    async def _stall(self) -> None:
-        """A timeout@ fault: answer nothing more, and read (and drop) whatever comes until the
-        client gives up (EOF) or our command timeout passes, then close as on any timeout."""
-        await self.flush()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.cfg.command_timeout
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                self.out += self.core.render(R.TIMEOUT)
-                return
-            try:
-                data = await self.conn.read(remaining)
-            except TimeoutError:
-                continue
-            if not data:
-                return
 
 
 def _verdict_text(verdict: Verdict) -> str:
